@@ -1,0 +1,95 @@
+// The compute backend the Llama forward pass is written against (llama_forward.h). A backend
+// owns its memory and runs the ops of one transformer layer; CPU now, CUDA with the same
+// interface later. All ops take row-major 2D views; a [tokens, heads, head_dim] tensor is the
+// view [tokens, heads * head_dim].
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "kernels/attention/attention_shape.h"
+#include "kernels/ops/rope_ref.h"
+#include "kernels/scalar_type.h"
+#include "worker/kv_sink.h"
+#include "worker/pattern_config.h"
+#include "worker/safetensors.h"
+
+namespace sparsefill::worker {
+
+// A row-major [rows, cols] view into backend memory.
+struct Tensor2D {
+  void* data = nullptr;
+  kernels::ScalarType dtype = kernels::ScalarType::kFloat32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+
+  // Rows [begin, end) of this view.
+  Tensor2D Rows(int64_t begin, int64_t end) const {
+    Tensor2D t = *this;
+    t.data = static_cast<char*>(data) + begin * cols * static_cast<int64_t>(kernels::ScalarSize(dtype));
+    t.rows = end - begin;
+    return t;
+  }
+};
+
+// Memory owned by a backend; freed when destroyed.
+class BackendBuffer {
+ public:
+  virtual ~BackendBuffer() = default;
+  const Tensor2D& view() const { return view_; }
+
+ protected:
+  Tensor2D view_;
+};
+
+// What the attention op did, for metrics and the result message.
+struct AttentionStats {
+  int64_t computed_pairs = 0;  // (query head, query, key) triples computed
+  int64_t dense_pairs = 0;     // the same for dense causal attention
+  double estimation_seconds = 0;  // pattern estimation and index building
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual absl::string_view name() const = 0;
+  // The dtype of activations, KV and the buffers Allocate returns.
+  virtual kernels::ScalarType activation_dtype() const = 0;
+  // Rows of the token-chunked ops (linear layers, MLP) per call.
+  virtual int64_t chunk_tokens() const = 0;
+
+  virtual absl::StatusOr<std::unique_ptr<BackendBuffer>> Allocate(int64_t rows, int64_t cols) = 0;
+  // Copies a checkpoint tensor into backend memory as a [rows, cols] matrix (1-D tensors are one
+  // row), converted to the backend's weight format.
+  virtual absl::StatusOr<std::unique_ptr<BackendBuffer>> UploadWeight(const TensorView& tensor) = 0;
+
+  // out[t] = table[ids[t]]; ids are already validated against the vocabulary.
+  virtual absl::Status Embed(std::span<const int32_t> ids, const Tensor2D& table, Tensor2D out) = 0;
+  virtual absl::Status RmsNorm(const Tensor2D& x, const Tensor2D& weight, float eps, Tensor2D out) = 0;
+  // y = x @ weight^T, weight [out_features, in_features].
+  virtual absl::Status Linear(const Tensor2D& x, const Tensor2D& weight, Tensor2D y) = 0;
+  // Rotates x, [rows, heads * head_dim], whose row r is at position first_position + r.
+  virtual absl::Status ApplyRope(Tensor2D x, int heads, int head_dim, const kernels::RopeSpec& rope,
+                                 int64_t first_position) = 0;
+  // out = silu(gate) * up; out may alias gate.
+  virtual absl::Status SwiGlu(const Tensor2D& gate, const Tensor2D& up, Tensor2D out) = 0;
+  virtual absl::Status AddInPlace(Tensor2D acc, const Tensor2D& x) = 0;
+  // Causal attention of all prompt tokens, each query head with its pattern (patterns.size() ==
+  // q_heads); the backend estimates sparse patterns and builds their indices itself.
+  virtual absl::Status Attention(const Tensor2D& q, const Tensor2D& k, const Tensor2D& v,
+                                 const kernels::AttentionShape& shape,
+                                 std::span<const HeadPattern> patterns, Tensor2D out,
+                                 AttentionStats* stats) = 0;
+  // Hands this layer's K and V ([tokens, kv_heads * head_dim]) to the sink, in host memory.
+  virtual absl::Status ExportKv(int layer, const Tensor2D& k, const Tensor2D& v, int kv_heads,
+                                int head_dim, KvSink& sink) = 0;
+  // Copies a view to host float32.
+  virtual absl::Status CopyToHost(const Tensor2D& x, float* dst) = 0;
+};
+
+}  // namespace sparsefill::worker

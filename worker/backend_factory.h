@@ -1,0 +1,15 @@
+// Picks a backend by name: "cpu", or "auto" (CUDA when built with it and a GPU is visible, else
+// CPU). "cuda" arrives with the CUDA backend.
+#pragma once
+
+#include <memory>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+#include "worker/backend.h"
+
+namespace sparsefill::worker {
+
+absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(absl::string_view name);
+
+}  // namespace sparsefill::worker

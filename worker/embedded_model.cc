@@ -1,0 +1,96 @@
+#include "worker/embedded_model.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/ops/numeric.h"
+
+namespace sparsefill::worker {
+namespace {
+
+// SplitMix64: tiny, fast, and the same sequence everywhere.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in (0, 1), 53 bits.
+  double Uniform() { return (static_cast<double>(Next() >> 11) + 0.5) * 0x1.0p-53; }
+  // Standard normal by Box-Muller; std::log/cos are correctly rounded enough that bf16 storage
+  // hides any libm differences.
+  double Normal() {
+    const double u1 = Uniform(), u2 = Uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.141592653589793 * u2);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+void AddTensor(InMemoryWeights& w, SplitMix64& rng, const std::string& name,
+               std::vector<int64_t> shape, double mean, double stddev) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  std::vector<uint8_t> bytes(2 * n);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = kernels::FloatToBf16(static_cast<float>(mean + stddev * rng.Normal()));
+    bytes[2 * i] = static_cast<uint8_t>(h);
+    bytes[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
+  w.Add(name, kernels::ScalarType::kBFloat16, std::move(shape), std::move(bytes));
+}
+
+}  // namespace
+
+ModelConfig EmbeddedModelConfig() {
+  ModelConfig c;
+  c.model_type = "llama";
+  c.vocab_size = 8192;
+  c.hidden_size = 512;
+  c.intermediate_size = 1536;
+  c.num_layers = 4;
+  c.num_heads = 8;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.rms_norm_eps = 1e-5f;
+  c.tie_word_embeddings = false;
+  c.max_position_embeddings = 131072;
+  c.rope.type = kernels::RopeSpec::Type::kLlama3;
+  c.rope.theta = 500000.0f;
+  c.rope.factor = 8.0f;
+  c.rope.low_freq_factor = 1.0f;
+  c.rope.high_freq_factor = 4.0f;
+  c.rope.original_max_position_embeddings = 8192;
+  return c;
+}
+
+std::unique_ptr<InMemoryWeights> MakeSeededRandomWeights(const ModelConfig& c, uint64_t seed) {
+  auto w = std::make_unique<InMemoryWeights>(absl::StrCat("seeded random weights (seed ", seed, ")"));
+  SplitMix64 rng(seed);
+  const int64_t H = c.hidden_size;
+  constexpr double kStd = 0.06, kNormStd = 0.05;
+  AddTensor(*w, rng, "model.embed_tokens.weight", {c.vocab_size, H}, 0.0, kStd);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = absl::StrCat("model.layers.", l, ".");
+    AddTensor(*w, rng, p + "input_layernorm.weight", {H}, 1.0, kNormStd);
+    AddTensor(*w, rng, p + "self_attn.q_proj.weight", {c.q_dim(), H}, 0.0, kStd);
+    AddTensor(*w, rng, p + "self_attn.k_proj.weight", {c.kv_dim(), H}, 0.0, kStd);
+    AddTensor(*w, rng, p + "self_attn.v_proj.weight", {c.kv_dim(), H}, 0.0, kStd);
+    AddTensor(*w, rng, p + "self_attn.o_proj.weight", {H, c.q_dim()}, 0.0, kStd);
+    AddTensor(*w, rng, p + "post_attention_layernorm.weight", {H}, 1.0, kNormStd);
+    AddTensor(*w, rng, p + "mlp.gate_proj.weight", {c.intermediate_size, H}, 0.0, kStd);
+    AddTensor(*w, rng, p + "mlp.up_proj.weight", {c.intermediate_size, H}, 0.0, kStd);
+    AddTensor(*w, rng, p + "mlp.down_proj.weight", {H, c.intermediate_size}, 0.0, kStd);
+  }
+  AddTensor(*w, rng, "model.norm.weight", {H}, 1.0, kNormStd);
+  if (!c.tie_word_embeddings) AddTensor(*w, rng, "lm_head.weight", {c.vocab_size, H}, 0.0, kStd);
+  return w;
+}
+
+}  // namespace sparsefill::worker

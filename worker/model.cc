@@ -1,0 +1,54 @@
+#include "worker/model.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "worker/checkpoint.h"
+#include "worker/embedded_model.h"
+#include "worker/llama_forward.h"
+#include "worker/status_macros.h"
+
+namespace sparsefill::worker {
+
+absl::StatusOr<std::unique_ptr<Model>> Model::Load(const ModelLoadOptions& options,
+                                                   std::unique_ptr<Backend> backend) {
+  namespace fs = std::filesystem;
+  std::unique_ptr<Model> model(new Model());
+  model->backend_ = std::move(backend);
+  std::string pattern_path = options.pattern_config_path;
+  if (options.model_dir.empty()) {
+    model->name_ = kEmbeddedModelName;
+    model->config_ = EmbeddedModelConfig();
+    const auto weights = MakeSeededRandomWeights(model->config_, kEmbeddedModelSeed);
+    SF_ASSIGN_OR_RETURN(model->weights_, LoadLlamaWeights(model->config_, *weights, *model->backend_));
+  } else {
+    const fs::path dir(options.model_dir);
+    if (!fs::is_directory(dir)) {
+      return absl::NotFoundError(absl::StrCat("model folder ", options.model_dir, " does not exist"));
+    }
+    SF_ASSIGN_OR_RETURN(model->config_, ModelConfig::FromFile((dir / "config.json").string()));
+    SF_ASSIGN_OR_RETURN(const auto checkpoint, Checkpoint::Open(options.model_dir));
+    SF_ASSIGN_OR_RETURN(model->weights_, LoadLlamaWeights(model->config_, *checkpoint, *model->backend_));
+    model->name_ = fs::absolute(dir).lexically_normal().filename().string();
+    if (model->name_.empty()) model->name_ = fs::absolute(dir).parent_path().filename().string();
+    if (pattern_path.empty() && fs::exists(dir / "sparsefill_patterns.json")) {
+      pattern_path = (dir / "sparsefill_patterns.json").string();
+    }
+  }
+  const ModelConfig& c = model->config_;
+  if (pattern_path.empty()) {
+    model->sparse_patterns_ =
+        PatternConfig::Uniform(c.num_layers, c.num_heads, HeadPattern::VerticalSlash(1000, 6096));
+  } else {
+    SF_ASSIGN_OR_RETURN(model->sparse_patterns_,
+                        PatternConfig::FromFile(pattern_path, c.num_layers, c.num_heads));
+  }
+  return model;
+}
+
+absl::StatusOr<PrefillOutput> Model::Prefill(std::span<const int32_t> tokens,
+                                             const PrefillOptions& options) const {
+  return RunLlamaPrefill(*backend_, config_, weights_, tokens, options);
+}
+
+}  // namespace sparsefill::worker

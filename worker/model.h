@@ -1,0 +1,51 @@
+// A loaded model ready to prefill: config, weights on a backend, and its sparse pattern config.
+// Prefill is safe to call from several threads at once (each call has its own activations).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
+#include "worker/backend.h"
+#include "worker/llama_weights.h"
+#include "worker/model_config.h"
+#include "worker/pattern_config.h"
+#include "worker/prefill.h"
+
+namespace sparsefill::worker {
+
+struct ModelLoadOptions {
+  // A Hugging Face checkpoint folder; empty loads the embedded model.
+  std::string model_dir;
+  // The model's sparse pattern config; empty uses <model_dir>/sparsefill_patterns.json when it
+  // exists, else every head vertical_slash (1000, 6096), MInference's default.
+  std::string pattern_config_path;
+};
+
+class Model {
+ public:
+  static absl::StatusOr<std::unique_ptr<Model>> Load(const ModelLoadOptions& options,
+                                                     std::unique_ptr<Backend> backend);
+
+  const std::string& name() const { return name_; }
+  const ModelConfig& config() const { return config_; }
+  const PatternConfig& sparse_patterns() const { return sparse_patterns_; }
+  absl::string_view backend_name() const { return backend_->name(); }
+
+  absl::StatusOr<PrefillOutput> Prefill(std::span<const int32_t> tokens,
+                                        const PrefillOptions& options) const;
+
+ private:
+  Model() = default;
+
+  std::string name_;
+  ModelConfig config_;
+  std::unique_ptr<Backend> backend_;
+  LlamaWeights weights_;
+  PatternConfig sparse_patterns_;
+};
+
+}  // namespace sparsefill::worker
