@@ -29,8 +29,8 @@ struct ServerOptions {
 class PrefillServer {
  public:
   // Builds and starts the server around a loaded model (shared with the workers).
-  static absl::StatusOr<std::unique_ptr<PrefillServer>> Start(std::shared_ptr<const worker::Model> model,
-                                                              const ServerOptions& options);
+  static absl::StatusOr<std::unique_ptr<PrefillServer>> Start(
+      std::shared_ptr<const worker::Model> model, const ServerOptions& options);
   virtual ~PrefillServer() = default;
 
   // The bound gRPC port, and the metrics port (0 when disabled).

@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <memory>
 #include <span>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "kernels/attention/attention_shape.h"
 #include "kernels/ops/rope_ref.h"
 #include "kernels/scalar_type.h"
@@ -30,7 +30,8 @@ struct Tensor2D {
   // Rows [begin, end) of this view.
   Tensor2D Rows(int64_t begin, int64_t end) const {
     Tensor2D t = *this;
-    t.data = static_cast<char*>(data) + begin * cols * static_cast<int64_t>(kernels::ScalarSize(dtype));
+    t.data =
+        static_cast<char*>(data) + begin * cols * static_cast<int64_t>(kernels::ScalarSize(dtype));
     t.rows = end - begin;
     return t;
   }
@@ -48,8 +49,8 @@ class BackendBuffer {
 
 // What the attention op did, for metrics and the result message.
 struct AttentionStats {
-  int64_t computed_pairs = 0;  // (query head, query, key) triples computed
-  int64_t dense_pairs = 0;     // the same for dense causal attention
+  int64_t computed_pairs = 0;     // (query head, query, key) triples computed
+  int64_t dense_pairs = 0;        // the same for dense causal attention
   double estimation_seconds = 0;  // pattern estimation and index building
 };
 
@@ -70,7 +71,8 @@ class Backend {
 
   // out[t] = table[ids[t]]; ids are already validated against the vocabulary.
   virtual absl::Status Embed(std::span<const int32_t> ids, const Tensor2D& table, Tensor2D out) = 0;
-  virtual absl::Status RmsNorm(const Tensor2D& x, const Tensor2D& weight, float eps, Tensor2D out) = 0;
+  virtual absl::Status RmsNorm(const Tensor2D& x, const Tensor2D& weight, float eps,
+                               Tensor2D out) = 0;
   // y = x @ weight^T, weight [out_features, in_features].
   virtual absl::Status Linear(const Tensor2D& x, const Tensor2D& weight, Tensor2D y) = 0;
   // Rotates x, [rows, heads * head_dim], whose row r is at position first_position + r.

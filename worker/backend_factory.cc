@@ -8,9 +8,11 @@ namespace sparsefill::worker {
 absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(absl::string_view name) {
   if (name == "cpu" || name == "auto") return MakeCpuBackend();
   if (name == "cuda") {
-    return absl::UnimplementedError("backend 'cuda' is not available in this build yet (use cpu or auto)");
+    return absl::UnimplementedError(
+        "backend 'cuda' is not available in this build yet (use cpu or auto)");
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown backend '", name, "' (expected auto, cpu or cuda)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown backend '", name, "' (expected auto, cpu or cuda)"));
 }
 
 }  // namespace sparsefill::worker

@@ -21,17 +21,19 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     if (!text.ok()) return text.status();
     absl::StatusOr<JsonValue> index = ParseJson(*text);
     if (!index.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(index_path.string(), ": ", index.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(index_path.string(), ": ", index.status().message()));
     }
     const JsonValue* weight_map = index->Find("weight_map");
     if (weight_map == nullptr || !weight_map->is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat(index_path.string(), ": no 'weight_map' object"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(index_path.string(), ": no 'weight_map' object"));
     }
     std::map<std::string, size_t> shard_ids;
     for (const auto& [name, file] : weight_map->as_object()) {
       if (!file.is_string()) {
-        return absl::InvalidArgumentError(absl::StrCat(index_path.string(), ": weight_map['", name,
-                                                       "'] is not a file name"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(index_path.string(), ": weight_map['", name, "'] is not a file name"));
       }
       if (!shard_ids.contains(file.as_string())) {
         const std::string shard_path = (root / file.as_string()).string();
@@ -48,7 +50,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
       const TensorView* t = shard.Find(name);
       if (t == nullptr) {
         return absl::DataLossError(absl::StrCat(index_path.string(), " places tensor '", name,
-                                                "' in ", shard.path(), ", which does not contain it"));
+                                                "' in ", shard.path(),
+                                                ", which does not contain it"));
       }
       ckpt->index_[name] = t;
     }
@@ -58,7 +61,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     ckpt->shards_.push_back(*std::move(file));
     for (const TensorView& t : ckpt->shards_.back()->tensors()) ckpt->index_[t.name] = &t;
   } else {
-    return absl::NotFoundError(absl::StrCat(dir, ": no model.safetensors or model.safetensors.index.json"));
+    return absl::NotFoundError(
+        absl::StrCat(dir, ": no model.safetensors or model.safetensors.index.json"));
   }
   return ckpt;
 }

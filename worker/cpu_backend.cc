@@ -26,7 +26,8 @@ class CpuBuffer : public BackendBuffer {
   CpuBuffer(int64_t rows, int64_t cols) : storage_(static_cast<size_t>(rows * cols)) {
     view_ = Tensor2D{storage_.data(), ScalarType::kFloat32, rows, cols};
   }
-  explicit CpuBuffer(std::vector<float> data, int64_t rows, int64_t cols) : storage_(std::move(data)) {
+  explicit CpuBuffer(std::vector<float> data, int64_t rows, int64_t cols)
+      : storage_(std::move(data)) {
     view_ = Tensor2D{storage_.data(), ScalarType::kFloat32, rows, cols};
   }
 
@@ -69,7 +70,8 @@ class CpuBackend : public Backend {
     return absl::OkStatus();
   }
 
-  absl::Status RmsNorm(const Tensor2D& x, const Tensor2D& weight, float eps, Tensor2D out) override {
+  absl::Status RmsNorm(const Tensor2D& x, const Tensor2D& weight, float eps,
+                       Tensor2D out) override {
     if (x.rows != out.rows || x.cols != out.cols || weight.cols != x.cols) {
       return ShapeMismatch("RmsNorm", x, out);
     }
@@ -94,7 +96,8 @@ class CpuBackend : public Backend {
   }
 
   absl::Status SwiGlu(const Tensor2D& gate, const Tensor2D& up, Tensor2D out) override {
-    if (gate.rows != up.rows || gate.cols != up.cols || out.rows != gate.rows || out.cols != gate.cols) {
+    if (gate.rows != up.rows || gate.cols != up.cols || out.rows != gate.rows ||
+        out.cols != gate.cols) {
       return ShapeMismatch("SwiGlu", gate, up);
     }
     kernels::SwiGluRef(F32(gate), F32(up), gate.rows * gate.cols, F32(out));
@@ -108,8 +111,9 @@ class CpuBackend : public Backend {
   }
 
   absl::Status Attention(const Tensor2D& q, const Tensor2D& k, const Tensor2D& v,
-                         const kernels::AttentionShape& shape, std::span<const HeadPattern> patterns,
-                         Tensor2D out, AttentionStats* stats) override {
+                         const kernels::AttentionShape& shape,
+                         std::span<const HeadPattern> patterns, Tensor2D out,
+                         AttentionStats* stats) override {
     if (static_cast<int>(patterns.size()) != shape.q_heads) {
       return absl::InternalError("Attention: one pattern per query head expected");
     }
@@ -117,30 +121,30 @@ class CpuBackend : public Backend {
     std::vector<kernels::HeadKeySet> sets(shape.q_heads);
     // Heads estimate independently; each estimation is single-threaded, so spread the heads.
     kernels::ParallelFor(0, shape.q_heads, 1, [&](int64_t h0, int64_t h1) {
-    for (int h = static_cast<int>(h0); h < h1; ++h) {
-      const HeadPattern& p = patterns[h];
-      switch (p.type) {
-        case HeadPattern::Type::kDense:
-          sets[h] = kernels::HeadKeySet::Dense();
-          break;
-        case HeadPattern::Type::kAShape:
-          sets[h] = kernels::HeadKeySet::AShape(p.n_init, p.n_local);
-          break;
-        case HeadPattern::Type::kVerticalSlash: {
-          kernels::VerticalSlashParams params;
-          params.vertical = p.vertical;
-          params.slash = p.slash;
-          sets[h] = kernels::EstimateVerticalSlashRef(F32(q), F32(k), shape, h, params);
-          break;
-        }
-        case HeadPattern::Type::kBlockSparse: {
-          kernels::BlockSparseParams params;
-          params.top_k = p.top_k;
-          sets[h] = kernels::EstimateBlockSparseRef(F32(q), F32(k), shape, h, params);
-          break;
+      for (int h = static_cast<int>(h0); h < h1; ++h) {
+        const HeadPattern& p = patterns[h];
+        switch (p.type) {
+          case HeadPattern::Type::kDense:
+            sets[h] = kernels::HeadKeySet::Dense();
+            break;
+          case HeadPattern::Type::kAShape:
+            sets[h] = kernels::HeadKeySet::AShape(p.n_init, p.n_local);
+            break;
+          case HeadPattern::Type::kVerticalSlash: {
+            kernels::VerticalSlashParams params;
+            params.vertical = p.vertical;
+            params.slash = p.slash;
+            sets[h] = kernels::EstimateVerticalSlashRef(F32(q), F32(k), shape, h, params);
+            break;
+          }
+          case HeadPattern::Type::kBlockSparse: {
+            kernels::BlockSparseParams params;
+            params.top_k = p.top_k;
+            sets[h] = kernels::EstimateBlockSparseRef(F32(q), F32(k), shape, h, params);
+            break;
+          }
         }
       }
-    }
     });
     const auto estimated = std::chrono::steady_clock::now();
     std::vector<int64_t> pairs(shape.q_heads);

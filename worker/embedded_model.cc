@@ -71,7 +71,8 @@ ModelConfig EmbeddedModelConfig() {
 }
 
 std::unique_ptr<InMemoryWeights> MakeSeededRandomWeights(const ModelConfig& c, uint64_t seed) {
-  auto w = std::make_unique<InMemoryWeights>(absl::StrCat("seeded random weights (seed ", seed, ")"));
+  auto w =
+      std::make_unique<InMemoryWeights>(absl::StrCat("seeded random weights (seed ", seed, ")"));
   SplitMix64 rng(seed);
   const int64_t H = c.hidden_size;
   constexpr double kStd = 0.06, kNormStd = 0.05;

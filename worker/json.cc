@@ -50,12 +50,18 @@ const JsonValue* JsonValue::Find(absl::string_view key) const {
 
 const char* JsonValue::TypeName() const {
   switch (value_.index()) {
-    case 0: return "null";
-    case 1: return "bool";
-    case 2: return "number";
-    case 3: return "string";
-    case 4: return "array";
-    default: return "object";
+    case 0:
+      return "null";
+    case 1:
+      return "bool";
+    case 2:
+      return "number";
+    case 3:
+      return "string";
+    case 4:
+      return "array";
+    default:
+      return "object";
   }
 }
 
@@ -65,11 +71,21 @@ void SerializeString(const std::string& s, std::string* out) {
   out->push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -145,13 +161,13 @@ class Parser {
         ++col;
       }
     }
-    return absl::InvalidArgumentError(absl::StrCat("JSON syntax error at line ", line, ", column ",
-                                                   col, ": ", what));
+    return absl::InvalidArgumentError(
+        absl::StrCat("JSON syntax error at line ", line, ", column ", col, ": ", what));
   }
 
   void SkipSpace() {
-    while (pos_ < text_.size() &&
-           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
+                                   text_[pos_] == '\n' || text_[pos_] == '\r')) {
       ++pos_;
     }
   }
@@ -240,10 +256,14 @@ class Parser {
     for (int i = 0; i < 4; ++i) {
       const char h = text_[pos_++];
       cp <<= 4;
-      if (h >= '0' && h <= '9') cp |= h - '0';
-      else if (h >= 'a' && h <= 'f') cp |= h - 'a' + 10;
-      else if (h >= 'A' && h <= 'F') cp |= h - 'A' + 10;
-      else return Error("bad hex digit in \\u escape");
+      if (h >= '0' && h <= '9')
+        cp |= h - '0';
+      else if (h >= 'a' && h <= 'f')
+        cp |= h - 'a' + 10;
+      else if (h >= 'A' && h <= 'F')
+        cp |= h - 'A' + 10;
+      else
+        return Error("bad hex digit in \\u escape");
     }
     return cp;
   }
@@ -263,14 +283,30 @@ class Parser {
       if (pos_ >= text_.size()) return Error("unterminated string");
       const char e = text_[pos_++];
       switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '/':
+          out.push_back('/');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
         case 'u': {
           absl::StatusOr<uint32_t> cp = ParseHex4();
           if (!cp.ok()) return cp.status();

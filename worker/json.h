@@ -8,11 +8,11 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <variant>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace sparsefill::worker {
 
@@ -37,7 +37,9 @@ class JsonValue {
   bool is_array() const { return std::holds_alternative<Array>(value_); }
   bool is_object() const { return std::holds_alternative<Object>(value_); }
   // True for numbers written without fraction or exponent that fit int64.
-  bool is_integer() const { return is_number() && std::get<NumberValue>(value_).integer.has_value(); }
+  bool is_integer() const {
+    return is_number() && std::get<NumberValue>(value_).integer.has_value();
+  }
 
   bool as_bool() const { return std::get<bool>(value_); }
   double as_double() const { return std::get<NumberValue>(value_).number; }

@@ -21,7 +21,8 @@ absl::StatusOr<std::unique_ptr<BackendBuffer>> Alloc(Backend& backend, int64_t r
 
 }  // namespace
 
-absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c, const LlamaWeights& w,
+absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
+                                              const LlamaWeights& w,
                                               std::span<const int32_t> tokens,
                                               const PrefillOptions& options) {
   const int64_t T = static_cast<int64_t>(tokens.size());
@@ -29,11 +30,12 @@ absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
   for (int64_t t = 0; t < T; ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.vocab_size) {
       return absl::InvalidArgumentError(absl::StrCat("token id ", tokens[t], " at position ", t,
-                                                     " is outside the vocabulary [0, ", c.vocab_size, ")"));
+                                                     " is outside the vocabulary [0, ",
+                                                     c.vocab_size, ")"));
     }
   }
-  if (options.patterns != nullptr &&
-      (options.patterns->num_layers() != c.num_layers || options.patterns->num_heads() != c.num_heads)) {
+  if (options.patterns != nullptr && (options.patterns->num_layers() != c.num_layers ||
+                                      options.patterns->num_heads() != c.num_heads)) {
     return absl::InvalidArgumentError("pattern config does not match the model's layers and heads");
   }
   const auto start = Clock::now();
@@ -77,7 +79,8 @@ absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
     for (int64_t b = 0; b < T; b += chunk) {
       const int64_t e = std::min(T, b + chunk);
       const Tensor2D x = normed->view().Rows(0, e - b);
-      SF_RETURN_IF_ERROR(be.RmsNorm(hidden->view().Rows(b, e), lw.input_norm->view(), c.rms_norm_eps, x));
+      SF_RETURN_IF_ERROR(
+          be.RmsNorm(hidden->view().Rows(b, e), lw.input_norm->view(), c.rms_norm_eps, x));
       SF_RETURN_IF_ERROR(be.Linear(x, lw.wq->view(), q->view().Rows(b, e)));
       SF_RETURN_IF_ERROR(be.Linear(x, lw.wk->view(), k->view().Rows(b, e)));
       SF_RETURN_IF_ERROR(be.Linear(x, lw.wv->view(), v->view().Rows(b, e)));
@@ -90,13 +93,14 @@ absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
     t0 = Clock::now();
     AttentionStats stats;
     const std::vector<HeadPattern>& patterns = sparse ? options.patterns->layer(l) : all_dense;
-    SF_RETURN_IF_ERROR(be.Attention(q->view(), k->view(), v->view(), shape, patterns, attn->view(), &stats));
+    SF_RETURN_IF_ERROR(
+        be.Attention(q->view(), k->view(), v->view(), shape, patterns, attn->view(), &stats));
     const double attention_seconds = SecondsSince(t0);
     times.estimation += stats.estimation_seconds;
     times.attention += attention_seconds - stats.estimation_seconds;
-    out.attention_density.push_back(stats.dense_pairs > 0
-                                        ? static_cast<double>(stats.computed_pairs) / stats.dense_pairs
-                                        : 1.0);
+    out.attention_density.push_back(
+        stats.dense_pairs > 0 ? static_cast<double>(stats.computed_pairs) / stats.dense_pairs
+                              : 1.0);
 
     // Output projection and MLP, chunk by chunk:
     //   h += attn Wo;  h += Wdown(silu(RMSNorm(h) Wgate) * (RMSNorm(h) Wup)).
@@ -121,7 +125,8 @@ absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
 
     if (options.kv_sink != nullptr) {
       t0 = Clock::now();
-      SF_RETURN_IF_ERROR(be.ExportKv(l, k->view(), v->view(), c.num_kv_heads, c.head_dim, *options.kv_sink));
+      SF_RETURN_IF_ERROR(
+          be.ExportKv(l, k->view(), v->view(), c.num_kv_heads, c.head_dim, *options.kv_sink));
       times.kv_export += SecondsSince(t0);
     }
     if (options.on_layer_done) options.on_layer_done(l + 1, c.num_layers);

@@ -12,7 +12,8 @@ absl::StatusOr<std::unique_ptr<BackendBuffer>> Load(const WeightSource& source, 
   SF_ASSIGN_OR_RETURN(const TensorView tensor, GetChecked(source, name, shape));
   absl::StatusOr<std::unique_ptr<BackendBuffer>> buffer = backend.UploadWeight(tensor);
   if (!buffer.ok()) {
-    return absl::Status(buffer.status().code(), absl::StrCat(source.Describe(), ": ", buffer.status().message()));
+    return absl::Status(buffer.status().code(),
+                        absl::StrCat(source.Describe(), ": ", buffer.status().message()));
   }
   return buffer;
 }
@@ -23,20 +24,28 @@ absl::StatusOr<LlamaWeights> LoadLlamaWeights(const ModelConfig& c, const Weight
                                               Backend& backend) {
   LlamaWeights w;
   const int64_t H = c.hidden_size;
-  SF_ASSIGN_OR_RETURN(w.embed_tokens, Load(source, backend, "model.embed_tokens.weight", {c.vocab_size, H}));
+  SF_ASSIGN_OR_RETURN(w.embed_tokens,
+                      Load(source, backend, "model.embed_tokens.weight", {c.vocab_size, H}));
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string p = absl::StrCat("model.layers.", l, ".");
     LlamaLayerWeights& lw = w.layers.emplace_back();
     SF_ASSIGN_OR_RETURN(lw.input_norm, Load(source, backend, p + "input_layernorm.weight", {H}));
-    SF_ASSIGN_OR_RETURN(lw.wq, Load(source, backend, p + "self_attn.q_proj.weight", {c.q_dim(), H}));
-    SF_ASSIGN_OR_RETURN(lw.wk, Load(source, backend, p + "self_attn.k_proj.weight", {c.kv_dim(), H}));
-    SF_ASSIGN_OR_RETURN(lw.wv, Load(source, backend, p + "self_attn.v_proj.weight", {c.kv_dim(), H}));
-    SF_ASSIGN_OR_RETURN(lw.wo, Load(source, backend, p + "self_attn.o_proj.weight", {H, c.q_dim()}));
+    SF_ASSIGN_OR_RETURN(lw.wq,
+                        Load(source, backend, p + "self_attn.q_proj.weight", {c.q_dim(), H}));
+    SF_ASSIGN_OR_RETURN(lw.wk,
+                        Load(source, backend, p + "self_attn.k_proj.weight", {c.kv_dim(), H}));
+    SF_ASSIGN_OR_RETURN(lw.wv,
+                        Load(source, backend, p + "self_attn.v_proj.weight", {c.kv_dim(), H}));
+    SF_ASSIGN_OR_RETURN(lw.wo,
+                        Load(source, backend, p + "self_attn.o_proj.weight", {H, c.q_dim()}));
     SF_ASSIGN_OR_RETURN(lw.post_attention_norm,
                         Load(source, backend, p + "post_attention_layernorm.weight", {H}));
-    SF_ASSIGN_OR_RETURN(lw.w_gate, Load(source, backend, p + "mlp.gate_proj.weight", {c.intermediate_size, H}));
-    SF_ASSIGN_OR_RETURN(lw.w_up, Load(source, backend, p + "mlp.up_proj.weight", {c.intermediate_size, H}));
-    SF_ASSIGN_OR_RETURN(lw.w_down, Load(source, backend, p + "mlp.down_proj.weight", {H, c.intermediate_size}));
+    SF_ASSIGN_OR_RETURN(
+        lw.w_gate, Load(source, backend, p + "mlp.gate_proj.weight", {c.intermediate_size, H}));
+    SF_ASSIGN_OR_RETURN(lw.w_up,
+                        Load(source, backend, p + "mlp.up_proj.weight", {c.intermediate_size, H}));
+    SF_ASSIGN_OR_RETURN(
+        lw.w_down, Load(source, backend, p + "mlp.down_proj.weight", {H, c.intermediate_size}));
   }
   SF_ASSIGN_OR_RETURN(w.final_norm, Load(source, backend, "model.norm.weight", {H}));
   if (!c.tie_word_embeddings) {

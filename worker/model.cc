@@ -20,15 +20,18 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const ModelLoadOptions& optio
     model->name_ = kEmbeddedModelName;
     model->config_ = EmbeddedModelConfig();
     const auto weights = MakeSeededRandomWeights(model->config_, kEmbeddedModelSeed);
-    SF_ASSIGN_OR_RETURN(model->weights_, LoadLlamaWeights(model->config_, *weights, *model->backend_));
+    SF_ASSIGN_OR_RETURN(model->weights_,
+                        LoadLlamaWeights(model->config_, *weights, *model->backend_));
   } else {
     const fs::path dir(options.model_dir);
     if (!fs::is_directory(dir)) {
-      return absl::NotFoundError(absl::StrCat("model folder ", options.model_dir, " does not exist"));
+      return absl::NotFoundError(
+          absl::StrCat("model folder ", options.model_dir, " does not exist"));
     }
     SF_ASSIGN_OR_RETURN(model->config_, ModelConfig::FromFile((dir / "config.json").string()));
     SF_ASSIGN_OR_RETURN(const auto checkpoint, Checkpoint::Open(options.model_dir));
-    SF_ASSIGN_OR_RETURN(model->weights_, LoadLlamaWeights(model->config_, *checkpoint, *model->backend_));
+    SF_ASSIGN_OR_RETURN(model->weights_,
+                        LoadLlamaWeights(model->config_, *checkpoint, *model->backend_));
     model->name_ = fs::absolute(dir).lexically_normal().filename().string();
     if (model->name_.empty()) model->name_ = fs::absolute(dir).parent_path().filename().string();
     if (pattern_path.empty() && fs::exists(dir / "sparsefill_patterns.json")) {

@@ -7,8 +7,8 @@
 #include <span>
 #include <string>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "worker/backend.h"
 #include "worker/llama_weights.h"
 #include "worker/model_config.h"

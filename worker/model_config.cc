@@ -17,30 +17,35 @@ absl::Status FieldError(absl::string_view field, absl::string_view what) {
 absl::StatusOr<int64_t> RequireInt(const JsonValue& json, absl::string_view field) {
   const JsonValue* v = json.Find(field);
   if (v == nullptr || v->is_null()) return FieldError(field, "is missing");
-  if (!v->is_integer()) return FieldError(field, absl::StrCat("must be an integer, got ", v->TypeName()));
+  if (!v->is_integer())
+    return FieldError(field, absl::StrCat("must be an integer, got ", v->TypeName()));
   return v->as_int();
 }
 
 // Missing or null gives the default.
-absl::StatusOr<int64_t> OptionalInt(const JsonValue& json, absl::string_view field, int64_t fallback) {
+absl::StatusOr<int64_t> OptionalInt(const JsonValue& json, absl::string_view field,
+                                    int64_t fallback) {
   const JsonValue* v = json.Find(field);
   if (v == nullptr || v->is_null()) return fallback;
-  if (!v->is_integer()) return FieldError(field, absl::StrCat("must be an integer, got ", v->TypeName()));
+  if (!v->is_integer())
+    return FieldError(field, absl::StrCat("must be an integer, got ", v->TypeName()));
   return v->as_int();
 }
 
-absl::StatusOr<double> OptionalNumber(const JsonValue& json, absl::string_view field, double fallback,
-                                      absl::string_view display) {
+absl::StatusOr<double> OptionalNumber(const JsonValue& json, absl::string_view field,
+                                      double fallback, absl::string_view display) {
   const JsonValue* v = json.Find(field);
   if (v == nullptr || v->is_null()) return fallback;
-  if (!v->is_number()) return FieldError(display, absl::StrCat("must be a number, got ", v->TypeName()));
+  if (!v->is_number())
+    return FieldError(display, absl::StrCat("must be a number, got ", v->TypeName()));
   return v->as_double();
 }
 
 absl::StatusOr<bool> OptionalBool(const JsonValue& json, absl::string_view field, bool fallback) {
   const JsonValue* v = json.Find(field);
   if (v == nullptr || v->is_null()) return fallback;
-  if (!v->is_bool()) return FieldError(field, absl::StrCat("must be true or false, got ", v->TypeName()));
+  if (!v->is_bool())
+    return FieldError(field, absl::StrCat("must be true or false, got ", v->TypeName()));
   return v->as_bool();
 }
 
@@ -62,7 +67,8 @@ absl::Status ReadRope(const JsonValue& json, int64_t max_positions, kernels::Rop
     prefix = "rope_parameters.";
     // A top-level rope_theta may accompany it; rope_parameters wins.
     SF_ASSIGN_OR_RETURN(theta, OptionalNumber(json, "rope_theta", 10000.0, "rope_theta"));
-    SF_ASSIGN_OR_RETURN(theta, OptionalNumber(*parameters, "rope_theta", theta, "rope_parameters.rope_theta"));
+    SF_ASSIGN_OR_RETURN(
+        theta, OptionalNumber(*parameters, "rope_theta", theta, "rope_parameters.rope_theta"));
   } else {
     SF_ASSIGN_OR_RETURN(theta, OptionalNumber(json, "rope_theta", 10000.0, "rope_theta"));
     const JsonValue* s = json.Find("rope_scaling");
@@ -91,20 +97,26 @@ absl::Status ReadRope(const JsonValue& json, int64_t max_positions, kernels::Rop
   }
   if (type_name == "default") return absl::OkStatus();
   if (type_name != "llama3") {
-    return FieldError(type_field, absl::StrCat("is '", type_name,
-                                               "': supported rope types are 'default' and 'llama3'"));
+    return FieldError(
+        type_field,
+        absl::StrCat("is '", type_name, "': supported rope types are 'default' and 'llama3'"));
   }
   rope->type = kernels::RopeSpec::Type::kLlama3;
   double factor, low, high;
   SF_ASSIGN_OR_RETURN(factor, OptionalNumber(*scaling, "factor", -1, prefix + "factor"));
-  SF_ASSIGN_OR_RETURN(low, OptionalNumber(*scaling, "low_freq_factor", -1, prefix + "low_freq_factor"));
-  SF_ASSIGN_OR_RETURN(high, OptionalNumber(*scaling, "high_freq_factor", -1, prefix + "high_freq_factor"));
+  SF_ASSIGN_OR_RETURN(low,
+                      OptionalNumber(*scaling, "low_freq_factor", -1, prefix + "low_freq_factor"));
+  SF_ASSIGN_OR_RETURN(
+      high, OptionalNumber(*scaling, "high_freq_factor", -1, prefix + "high_freq_factor"));
   int64_t original;
   SF_ASSIGN_OR_RETURN(original, OptionalInt(*scaling, "original_max_position_embeddings", -1));
-  if (factor <= 0) return FieldError(prefix + "factor", "is required for llama3 RoPE and must be > 0");
-  if (low <= 0) return FieldError(prefix + "low_freq_factor", "is required for llama3 RoPE and must be > 0");
+  if (factor <= 0)
+    return FieldError(prefix + "factor", "is required for llama3 RoPE and must be > 0");
+  if (low <= 0)
+    return FieldError(prefix + "low_freq_factor", "is required for llama3 RoPE and must be > 0");
   if (high <= low) {
-    return FieldError(prefix + "high_freq_factor", "is required for llama3 RoPE and must exceed low_freq_factor");
+    return FieldError(prefix + "high_freq_factor",
+                      "is required for llama3 RoPE and must exceed low_freq_factor");
   }
   if (original <= 0) {
     // transformers falls back to max_position_embeddings for this one.
@@ -128,12 +140,13 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const JsonValue& json) {
   const JsonValue* type = json.Find("model_type");
   if (type != nullptr && type->is_string()) c.model_type = type->as_string();
   if (c.model_type != "llama" && c.model_type != "mistral") {
-    return FieldError("model_type", absl::StrCat("is '", c.model_type,
-                                                 "': supported are 'llama' and 'mistral'"));
+    return FieldError("model_type",
+                      absl::StrCat("is '", c.model_type, "': supported are 'llama' and 'mistral'"));
   }
   const JsonValue* act = json.Find("hidden_act");
   if (act != nullptr && act->is_string() && act->as_string() != "silu") {
-    return FieldError("hidden_act", absl::StrCat("is '", act->as_string(), "': only 'silu' is supported"));
+    return FieldError("hidden_act",
+                      absl::StrCat("is '", act->as_string(), "': only 'silu' is supported"));
   }
   for (absl::string_view bias : {"attention_bias", "mlp_bias"}) {
     bool has_bias = false;
@@ -180,11 +193,12 @@ absl::Status ModelConfig::Validate() const {
     if (absl::Status s = positive(field, x); !s.ok()) return s;
   }
   if (num_heads % num_kv_heads != 0) {
-    return FieldError("num_key_value_heads", absl::StrCat("(", num_kv_heads,
-                                                          ") must divide num_attention_heads (",
-                                                          num_heads, ")"));
+    return FieldError(
+        "num_key_value_heads",
+        absl::StrCat("(", num_kv_heads, ") must divide num_attention_heads (", num_heads, ")"));
   }
-  if (head_dim % 2 != 0) return FieldError("head_dim", absl::StrCat("must be even for RoPE, got ", head_dim));
+  if (head_dim % 2 != 0)
+    return FieldError("head_dim", absl::StrCat("must be even for RoPE, got ", head_dim));
   if (vocab_size > INT32_MAX) return FieldError("vocab_size", "exceeds the int32 token id range");
   if (sliding_window < 0) return FieldError("sliding_window", "must be >= 0 or null");
   if (!(rms_norm_eps > 0)) return FieldError("rms_norm_eps", "must be > 0");
@@ -195,18 +209,20 @@ absl::StatusOr<ModelConfig> ModelConfig::FromFile(const std::string& path) {
   absl::StatusOr<std::string> text = ReadTextFile(path);
   if (!text.ok()) return text.status();
   absl::StatusOr<JsonValue> json = ParseJson(*text);
-  if (!json.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", json.status().message()));
+  if (!json.ok())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", json.status().message()));
   absl::StatusOr<ModelConfig> config = FromJson(*json);
-  if (!config.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", config.status().message()));
+  if (!config.ok())
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", config.status().message()));
   return config;
 }
 
 std::string ModelConfig::Summary() const {
-  return absl::StrCat(model_type, ": ", num_layers, " layers, hidden ", hidden_size, ", ", num_heads,
-                      " query / ", num_kv_heads, " KV heads x ", head_dim, ", MLP ", intermediate_size,
-                      ", vocab ", vocab_size, ", RoPE ",
-                      rope.type == kernels::RopeSpec::Type::kLlama3 ? "llama3" : "default", " theta ",
-                      rope.theta, tie_word_embeddings ? ", tied embeddings" : "");
+  return absl::StrCat(model_type, ": ", num_layers, " layers, hidden ", hidden_size, ", ",
+                      num_heads, " query / ", num_kv_heads, " KV heads x ", head_dim, ", MLP ",
+                      intermediate_size, ", vocab ", vocab_size, ", RoPE ",
+                      rope.type == kernels::RopeSpec::Type::kLlama3 ? "llama3" : "default",
+                      " theta ", rope.theta, tie_word_embeddings ? ", tied embeddings" : "");
 }
 
 absl::StatusOr<std::string> ReadTextFile(const std::string& path) {

@@ -15,7 +15,8 @@ absl::Status ConfigError(absl::string_view where, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("pattern config: ", where, ": ", what));
 }
 
-absl::StatusOr<int64_t> PositiveInt(const JsonValue& obj, absl::string_view key, absl::string_view where) {
+absl::StatusOr<int64_t> PositiveInt(const JsonValue& obj, absl::string_view key,
+                                    absl::string_view where) {
   const JsonValue* v = obj.Find(key);
   if (v == nullptr) return ConfigError(where, absl::StrCat("missing '", key, "'"));
   if (!v->is_integer() || v->as_int() <= 0) {
@@ -25,7 +26,8 @@ absl::StatusOr<int64_t> PositiveInt(const JsonValue& obj, absl::string_view key,
 }
 
 absl::StatusOr<HeadPattern> ParseHead(const JsonValue& obj, absl::string_view where) {
-  if (!obj.is_object()) return ConfigError(where, absl::StrCat("expected an object, got ", obj.TypeName()));
+  if (!obj.is_object())
+    return ConfigError(where, absl::StrCat("expected an object, got ", obj.TypeName()));
   const JsonValue* type = obj.Find("type");
   if (type == nullptr || !type->is_string()) return ConfigError(where, "missing string 'type'");
   const std::string& t = type->as_string();
@@ -48,8 +50,9 @@ absl::StatusOr<HeadPattern> ParseHead(const JsonValue& obj, absl::string_view wh
     p = HeadPattern::BlockSparse(top_k);
     allowed = {"type", "top_k"};
   } else {
-    return ConfigError(where, absl::StrCat("unknown type '", t,
-                                           "' (expected dense, a_shape, vertical_slash or block_sparse)"));
+    return ConfigError(where,
+                       absl::StrCat("unknown type '", t,
+                                    "' (expected dense, a_shape, vertical_slash or block_sparse)"));
   }
   for (const auto& [key, value] : obj.as_object()) {
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
@@ -59,8 +62,9 @@ absl::StatusOr<HeadPattern> ParseHead(const JsonValue& obj, absl::string_view wh
   return p;
 }
 
-absl::StatusOr<std::vector<std::vector<HeadPattern>>> ParseOurs(const JsonValue& root, int num_layers,
-                                                                int num_heads, int64_t* min_sparse) {
+absl::StatusOr<std::vector<std::vector<HeadPattern>>> ParseOurs(const JsonValue& root,
+                                                                int num_layers, int num_heads,
+                                                                int64_t* min_sparse) {
   for (const auto& [key, value] : root.as_object()) {
     if (key != "format" && key != "min_sparse_tokens" && key != "default" && key != "layers") {
       return ConfigError("top level", absl::StrCat("unexpected key '", key, "'"));
@@ -73,14 +77,16 @@ absl::StatusOr<std::vector<std::vector<HeadPattern>>> ParseOurs(const JsonValue&
   }
   *min_sparse = 0;
   if (const JsonValue* m = root.Find("min_sparse_tokens"); m != nullptr) {
-    if (!m->is_integer() || m->as_int() < 0) return ConfigError("min_sparse_tokens", "must be an integer >= 0");
+    if (!m->is_integer() || m->as_int() < 0)
+      return ConfigError("min_sparse_tokens", "must be an integer >= 0");
     *min_sparse = m->as_int();
   }
   HeadPattern fallback = HeadPattern::Dense();
   if (const JsonValue* d = root.Find("default"); d != nullptr) {
     SF_ASSIGN_OR_RETURN(fallback, ParseHead(*d, "default"));
   }
-  std::vector<std::vector<HeadPattern>> layers(num_layers, std::vector<HeadPattern>(num_heads, fallback));
+  std::vector<std::vector<HeadPattern>> layers(num_layers,
+                                               std::vector<HeadPattern>(num_heads, fallback));
   const JsonValue* list = root.Find("layers");
   if (list == nullptr) return layers;
   if (!list->is_array()) return ConfigError("layers", "must be a list");
@@ -102,23 +108,26 @@ absl::StatusOr<std::vector<std::vector<HeadPattern>>> ParseOurs(const JsonValue&
                                              " heads, the model has ", num_heads, " query heads"));
     }
     for (int h = 0; h < num_heads; ++h) {
-      SF_ASSIGN_OR_RETURN(layers[l][h], ParseHead(entry.as_array()[h], absl::StrCat(where, " head ", h)));
+      SF_ASSIGN_OR_RETURN(layers[l][h],
+                          ParseHead(entry.as_array()[h], absl::StrCat(where, " head ", h)));
     }
   }
   return layers;
 }
 
 absl::StatusOr<std::vector<std::vector<HeadPattern>>> ParseMInference(const JsonValue& root,
-                                                                       int num_layers, int num_heads) {
+                                                                      int num_layers,
+                                                                      int num_heads) {
   const auto& list = root.as_array();
   if (static_cast<int>(list.size()) != num_layers) {
-    return ConfigError("MInference config", absl::StrCat("has ", list.size(),
-                                                         " layers, the model has ", num_layers));
+    return ConfigError("MInference config",
+                       absl::StrCat("has ", list.size(), " layers, the model has ", num_layers));
   }
   std::vector<std::vector<HeadPattern>> layers(
       num_layers, std::vector<HeadPattern>(num_heads, HeadPattern::VerticalSlash(1000, 6096)));
   for (int l = 0; l < num_layers; ++l) {
-    if (!list[l].is_object()) return ConfigError(absl::StrCat("layer ", l), "must be an object of heads");
+    if (!list[l].is_object())
+      return ConfigError(absl::StrCat("layer ", l), "must be an object of heads");
     for (const auto& [key, value] : list[l].as_object()) {
       const std::string where = absl::StrCat("layer ", l, " head '", key, "'");
       int head = -1;
@@ -142,8 +151,9 @@ absl::StatusOr<std::vector<std::vector<HeadPattern>>> ParseMInference(const Json
       } else if (type == "block_sparse") {
         layers[l][head] = HeadPattern::BlockSparse(100);
       } else {
-        return ConfigError(where, absl::StrCat("unknown MInference pattern '", type,
-                                               "' (expected vertical_and_slash, stream_llm or block_sparse)"));
+        return ConfigError(
+            where, absl::StrCat("unknown MInference pattern '", type,
+                                "' (expected vertical_and_slash, stream_llm or block_sparse)"));
       }
     }
   }
@@ -175,10 +185,14 @@ HeadPattern HeadPattern::BlockSparse(int64_t top_k) {
 
 const char* HeadPatternTypeName(HeadPattern::Type type) {
   switch (type) {
-    case HeadPattern::Type::kDense: return "dense";
-    case HeadPattern::Type::kAShape: return "a_shape";
-    case HeadPattern::Type::kVerticalSlash: return "vertical_slash";
-    case HeadPattern::Type::kBlockSparse: return "block_sparse";
+    case HeadPattern::Type::kDense:
+      return "dense";
+    case HeadPattern::Type::kAShape:
+      return "a_shape";
+    case HeadPattern::Type::kVerticalSlash:
+      return "vertical_slash";
+    case HeadPattern::Type::kBlockSparse:
+      return "block_sparse";
   }
   return "?";
 }
@@ -224,7 +238,8 @@ absl::StatusOr<PatternConfig> PatternConfig::Parse(absl::string_view json_text, 
   } else if (root->is_array()) {
     SF_ASSIGN_OR_RETURN(c.layers_, ParseMInference(*root, num_layers, num_heads));
   } else {
-    return ConfigError("top level", "expected an object (sparsefill format) or a list (MInference format)");
+    return ConfigError("top level",
+                       "expected an object (sparsefill format) or a list (MInference format)");
   }
   return c;
 }

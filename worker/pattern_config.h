@@ -22,10 +22,10 @@
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "worker/json.h"
 
 namespace sparsefill::worker {
@@ -33,9 +33,9 @@ namespace sparsefill::worker {
 struct HeadPattern {
   enum class Type { kDense, kAShape, kVerticalSlash, kBlockSparse };
   Type type = Type::kDense;
-  int64_t n_init = 0, n_local = 0;    // kAShape
-  int64_t vertical = 0, slash = 0;    // kVerticalSlash
-  int64_t top_k = 0;                  // kBlockSparse, in 64-token key blocks
+  int64_t n_init = 0, n_local = 0;  // kAShape
+  int64_t vertical = 0, slash = 0;  // kVerticalSlash
+  int64_t top_k = 0;                // kBlockSparse, in 64-token key blocks
 
   static HeadPattern Dense() { return {}; }
   static HeadPattern AShape(int64_t n_init, int64_t n_local);
@@ -56,8 +56,10 @@ class PatternConfig {
   static PatternConfig Uniform(int num_layers, int num_heads, const HeadPattern& pattern);
   // Parses either format (a JSON object is ours, a JSON array MInference's) and checks it
   // against the model's layer and head counts. Errors name the layer, head and field.
-  static absl::StatusOr<PatternConfig> Parse(absl::string_view json_text, int num_layers, int num_heads);
-  static absl::StatusOr<PatternConfig> FromFile(const std::string& path, int num_layers, int num_heads);
+  static absl::StatusOr<PatternConfig> Parse(absl::string_view json_text, int num_layers,
+                                             int num_heads);
+  static absl::StatusOr<PatternConfig> FromFile(const std::string& path, int num_layers,
+                                                int num_heads);
 
   int num_layers() const { return static_cast<int>(layers_.size()); }
   int num_heads() const { return layers_.empty() ? 0 : static_cast<int>(layers_[0].size()); }

@@ -26,10 +26,10 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 }
 
 absl::StatusOr<ScalarType> ParseSafetensorsDtype(absl::string_view name) {
-  for (ScalarType t : {ScalarType::kFloat32, ScalarType::kFloat16, ScalarType::kBFloat16,
-                       ScalarType::kFloat64, ScalarType::kInt8, ScalarType::kUInt8,
-                       ScalarType::kInt16, ScalarType::kInt32, ScalarType::kInt64,
-                       ScalarType::kBool}) {
+  for (ScalarType t :
+       {ScalarType::kFloat32, ScalarType::kFloat16, ScalarType::kBFloat16, ScalarType::kFloat64,
+        ScalarType::kInt8, ScalarType::kUInt8, ScalarType::kInt16, ScalarType::kInt32,
+        ScalarType::kInt64, ScalarType::kBool}) {
     if (kernels::ScalarName(t) == name) return t;
   }
   return absl::InvalidArgumentError(absl::StrCat("unsupported safetensors dtype '", name, "'"));
@@ -49,8 +49,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   const size_t size = static_cast<size_t>(st.st_size);
   if (size < 8) {
     ::close(fd);
-    return absl::DataLossError(absl::StrCat(path, ": truncated (", size,
-                                            " bytes, no safetensors header)"));
+    return absl::DataLossError(
+        absl::StrCat(path, ": truncated (", size, " bytes, no safetensors header)"));
   }
   void* mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_err = errno;
@@ -67,14 +67,15 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   uint64_t header_size = 0;
   for (int i = 0; i < 8; ++i) header_size |= uint64_t{bytes[i]} << (8 * i);
   if (header_size > size - 8) {
-    return absl::DataLossError(absl::StrCat(path, ": truncated or not a safetensors file (header of ",
+    return absl::DataLossError(absl::StrCat(path,
+                                            ": truncated or not a safetensors file (header of ",
                                             header_size, " bytes, file of ", size, " bytes)"));
   }
   absl::StatusOr<JsonValue> header =
       ParseJson(absl::string_view(reinterpret_cast<const char*>(bytes + 8), header_size));
   if (!header.ok()) {
-    return absl::DataLossError(absl::StrCat(path, ": bad safetensors header: ",
-                                            header.status().message()));
+    return absl::DataLossError(
+        absl::StrCat(path, ": bad safetensors header: ", header.status().message()));
   }
   if (!header->is_object()) {
     return absl::DataLossError(absl::StrCat(path, ": safetensors header is not a JSON object"));
@@ -143,7 +144,8 @@ void SafetensorsWriter::Add(std::string name, ScalarType dtype, std::vector<int6
   for (int64_t d : shape) numel *= d;
   const size_t nbytes = static_cast<size_t>(numel) * kernels::ScalarSize(dtype);
   const auto* p = static_cast<const uint8_t*>(data);
-  entries_.push_back(Entry{std::move(name), dtype, std::move(shape), std::vector<uint8_t>(p, p + nbytes)});
+  entries_.push_back(
+      Entry{std::move(name), dtype, std::move(shape), std::vector<uint8_t>(p, p + nbytes)});
 }
 
 absl::Status SafetensorsWriter::Write(const std::string& path) const {
@@ -155,9 +157,9 @@ absl::Status SafetensorsWriter::Write(const std::string& path) const {
     JsonValue::Object entry;
     entry["dtype"] = JsonValue::String(std::string(kernels::ScalarName(e.dtype)));
     entry["shape"] = JsonValue::MakeArray(std::move(shape));
-    entry["data_offsets"] = JsonValue::MakeArray(
-        {JsonValue::Integer(static_cast<int64_t>(offset)),
-         JsonValue::Integer(static_cast<int64_t>(offset + e.bytes.size()))});
+    entry["data_offsets"] =
+        JsonValue::MakeArray({JsonValue::Integer(static_cast<int64_t>(offset)),
+                              JsonValue::Integer(static_cast<int64_t>(offset + e.bytes.size()))});
     header[e.name] = JsonValue::MakeObject(std::move(entry));
     offset += e.bytes.size();
   }
@@ -168,11 +170,14 @@ absl::Status SafetensorsWriter::Write(const std::string& path) const {
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (f == nullptr) {
-    return absl::PermissionDeniedError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
   }
   uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
-  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  for (int i = 0; i < 8; ++i)
+    len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  bool ok =
+      std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
   for (const Entry& e : entries_) {
     ok = ok && std::fwrite(e.bytes.data(), 1, e.bytes.size(), f) == e.bytes.size();
   }
@@ -183,8 +188,8 @@ absl::Status SafetensorsWriter::Write(const std::string& path) const {
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
-    return absl::PermissionDeniedError(absl::StrCat("cannot rename ", tmp, " to ", path, ": ",
-                                                    std::strerror(errno)));
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }

@@ -11,8 +11,8 @@
 #define SF_STATUS_CONCAT(a, b) SF_STATUS_CONCAT_INNER(a, b)
 
 // Returns the status from the enclosing function when `expr` is not OK.
-#define SF_RETURN_IF_ERROR(expr)                      \
-  do {                                                \
+#define SF_RETURN_IF_ERROR(expr)                                                 \
+  do {                                                                           \
     if (::absl::Status _sf_status = (expr); !_sf_status.ok()) return _sf_status; \
   } while (0)
 

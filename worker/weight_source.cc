@@ -12,10 +12,9 @@ absl::StatusOr<TensorView> GetChecked(const WeightSource& source, absl::string_v
   absl::StatusOr<TensorView> t = source.Get(name);
   if (!t.ok()) return t.status();
   if (t->shape != expected_shape) {
-    return absl::InvalidArgumentError(absl::StrCat(source.Describe(), ": tensor '", name,
-                                                   "' has shape ", ShapeString(t->shape),
-                                                   ", the config implies ",
-                                                   ShapeString(expected_shape)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source.Describe(), ": tensor '", name, "' has shape ", ShapeString(t->shape),
+                     ", the config implies ", ShapeString(expected_shape)));
   }
   return t;
 }
@@ -32,7 +31,8 @@ absl::StatusOr<std::vector<float>> ToFloat32(const TensorView& tensor) {
       for (int64_t i = 0; i < n; ++i) {
         uint16_t h;
         std::memcpy(&h, tensor.data + 2 * i, 2);
-        out[i] = tensor.dtype == ScalarType::kBFloat16 ? kernels::Bf16ToFloat(h) : kernels::Fp16ToFloat(h);
+        out[i] = tensor.dtype == ScalarType::kBFloat16 ? kernels::Bf16ToFloat(h)
+                                                       : kernels::Fp16ToFloat(h);
       }
       break;
     default:

@@ -6,10 +6,10 @@
 #include <map>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "worker/safetensors.h"
 
 namespace sparsefill::worker {
@@ -36,7 +36,8 @@ absl::StatusOr<std::vector<float>> ToFloat32(const TensorView& tensor);
 class InMemoryWeights : public WeightSource {
  public:
   explicit InMemoryWeights(std::string description) : description_(std::move(description)) {}
-  void Add(std::string name, ScalarType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes);
+  void Add(std::string name, ScalarType dtype, std::vector<int64_t> shape,
+           std::vector<uint8_t> bytes);
 
   absl::StatusOr<TensorView> Get(absl::string_view name) const override;
   bool Has(absl::string_view name) const override;

@@ -34,7 +34,8 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
       name = name.substr(0, eq);
     }
     std::replace(name.begin(), name.end(), '_', '-');  // --save_kv works too
-    const auto spec = std::find_if(specs.begin(), specs.end(), [&](const FlagSpec& s) { return s.name == name; });
+    const auto spec =
+        std::find_if(specs.begin(), specs.end(), [&](const FlagSpec& s) { return s.name == name; });
     if (spec == specs.end()) {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
     }
@@ -44,7 +45,8 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
     }
     if (!value) {
       if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value (", spec->value_name, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", name, " needs a value (", spec->value_name, ")"));
       }
       value = args[++i];
     }

@@ -12,8 +12,8 @@
 namespace sparsefill::cli {
 
 struct FlagSpec {
-  std::string name;          // without the dashes, e.g. "save-kv"
-  std::string value_name;    // e.g. "FILE"; empty for a boolean switch
+  std::string name;        // without the dashes, e.g. "save-kv"
+  std::string value_name;  // e.g. "FILE"; empty for a boolean switch
   std::string help;
   std::string default_value;  // shown in --help; empty for none
 };

@@ -27,20 +27,21 @@ JsonValue Entry(absl::string_view dtype, std::vector<int64_t> shape, uint64_t be
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KvFileWriter>> KvFileWriter::Create(const std::string& path,
-                                                                  const KvFileLayout& layout) {
+                                                                   const KvFileLayout& layout) {
   std::unique_ptr<KvFileWriter> w(new KvFileWriter());
   w->path_ = path;
   w->tmp_path_ = path + ".partial";
   w->layout_ = layout;
 
   // Data section order: layer.0.k, layer.0.v, layer.1.k, ..., logits_last, first_token.
-  const uint64_t tensor_bytes = static_cast<uint64_t>(layout.tokens) * layout.kv_heads * layout.head_dim * 4;
+  const uint64_t tensor_bytes =
+      static_cast<uint64_t>(layout.tokens) * layout.kv_heads * layout.head_dim * 4;
   JsonValue::Object header;
   uint64_t offset = 0;
   for (int l = 0; l < layout.num_layers; ++l) {
     for (const char* kind : {"k", "v"}) {
-      header[absl::StrCat("layer.", l, ".", kind)] =
-          Entry("F32", {layout.tokens, layout.kv_heads, layout.head_dim}, offset, offset + tensor_bytes);
+      header[absl::StrCat("layer.", l, ".", kind)] = Entry(
+          "F32", {layout.tokens, layout.kv_heads, layout.head_dim}, offset, offset + tensor_bytes);
       offset += tensor_bytes;
     }
   }
@@ -52,10 +53,12 @@ absl::StatusOr<std::unique_ptr<KvFileWriter>> KvFileWriter::Create(const std::st
 
   w->file_ = std::fopen(w->tmp_path_.c_str(), "wb");
   if (w->file_ == nullptr) {
-    return absl::PermissionDeniedError(absl::StrCat("cannot create ", w->tmp_path_, ": ", std::strerror(errno)));
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create ", w->tmp_path_, ": ", std::strerror(errno)));
   }
   uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
   if (absl::Status s = w->WriteBytes(len, 8); !s.ok()) return s;
   if (absl::Status s = w->WriteBytes(text.data(), text.size()); !s.ok()) return s;
   return w;
@@ -70,7 +73,8 @@ KvFileWriter::~KvFileWriter() {
 
 absl::Status KvFileWriter::WriteBytes(const void* data, size_t size) {
   if (std::fwrite(data, 1, size, file_) != size) {
-    return absl::DataLossError(absl::StrCat("write to ", tmp_path_, " failed: ", std::strerror(errno)));
+    return absl::DataLossError(
+        absl::StrCat("write to ", tmp_path_, " failed: ", std::strerror(errno)));
   }
   bytes_written_ += size;
   return absl::OkStatus();
@@ -99,8 +103,8 @@ absl::Status KvFileWriter::OnLayerKv(const worker::LayerKv& kv) {
 
 absl::Status KvFileWriter::Finish(std::span<const float> logits_last, int32_t first_token) {
   if (next_layer_ != layout_.num_layers) {
-    return absl::InternalError(absl::StrCat("KV file: ", next_layer_, " of ", layout_.num_layers,
-                                            " layers written"));
+    return absl::InternalError(
+        absl::StrCat("KV file: ", next_layer_, " of ", layout_.num_layers, " layers written"));
   }
   if (static_cast<int64_t>(logits_last.size()) != layout_.vocab) {
     return absl::InternalError("KV file: logits size does not match the vocabulary");

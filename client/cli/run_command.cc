@@ -20,17 +20,22 @@ const std::vector<FlagSpec>& RunFlags() {
   static const std::vector<FlagSpec> specs = {
       {"model", "DIR", "Hugging Face Llama-family checkpoint folder (config.json + safetensors)",
        "the embedded model"},
-      {"tokens", "FILE", "prompt: safetensors with an int32 input_ids tensor, or whitespace-separated ids", ""},
-      {"save-kv", "OUT", "write layer.{i}.k/v, logits_last and first_token as float32 safetensors", ""},
+      {"tokens", "FILE",
+       "prompt: safetensors with an int32 input_ids tensor, or whitespace-separated ids", ""},
+      {"save-kv", "OUT", "write layer.{i}.k/v, logits_last and first_token as float32 safetensors",
+       ""},
       {"backend", "NAME", "compute backend: auto, cpu", "auto"},
-      {"attention", "MODE", "dense, sparse (the model's pattern config) or a pattern-config JSON file", "dense"},
+      {"attention", "MODE",
+       "dense, sparse (the model's pattern config) or a pattern-config JSON file", "dense"},
       {"pattern-config", "FILE", "the model's sparse pattern config (used by --attention sparse)",
        "<model>/sparsefill_patterns.json, else vertical_slash 1000/6096"},
   };
   return specs;
 }
 
-constexpr char kUsage[] = "sparsefill run [--model DIR] --tokens FILE [--save-kv OUT] [--backend cpu] [--attention dense|sparse|CONFIG.json]";
+constexpr char kUsage[] =
+    "sparsefill run [--model DIR] --tokens FILE [--save-kv OUT] [--backend cpu] [--attention "
+    "dense|sparse|CONFIG.json]";
 constexpr char kDescription[] =
     "Runs a prefill in this process and prints a summary (tokens, layers, time, tokens/s, first\n"
     "token). With --save-kv, writes the KV cache (K after RoPE) and the last-position logits.";
@@ -58,14 +63,16 @@ int RunCommand(const std::vector<std::string>& args) {
 
   absl::StatusOr<std::vector<int32_t>> tokens = ReadTokenFile(flags->Get("tokens"));
   if (!tokens.ok()) return fail(tokens.status());
-  absl::StatusOr<std::unique_ptr<worker::Backend>> backend = worker::MakeBackend(flags->Get("backend"));
+  absl::StatusOr<std::unique_ptr<worker::Backend>> backend =
+      worker::MakeBackend(flags->Get("backend"));
   if (!backend.ok()) return fail(backend.status());
 
   const auto load_start = std::chrono::steady_clock::now();
   worker::ModelLoadOptions load;
   load.model_dir = flags->Has("model") ? flags->Get("model") : "";
   load.pattern_config_path = flags->Has("pattern-config") ? flags->Get("pattern-config") : "";
-  absl::StatusOr<std::unique_ptr<worker::Model>> model = worker::Model::Load(load, *std::move(backend));
+  absl::StatusOr<std::unique_ptr<worker::Model>> model =
+      worker::Model::Load(load, *std::move(backend));
   if (!model.ok()) return fail(model.status());
   const worker::ModelConfig& config = (*model)->config();
   const double load_seconds =
@@ -87,9 +94,10 @@ int RunCommand(const std::vector<std::string>& args) {
 
   std::unique_ptr<KvFileWriter> kv_file;
   if (flags->Has("save-kv")) {
-    KvFileLayout layout{config.num_layers, static_cast<int64_t>(tokens->size()), config.num_kv_heads,
-                        config.head_dim, config.vocab_size};
-    absl::StatusOr<std::unique_ptr<KvFileWriter>> writer = KvFileWriter::Create(flags->Get("save-kv"), layout);
+    KvFileLayout layout{config.num_layers, static_cast<int64_t>(tokens->size()),
+                        config.num_kv_heads, config.head_dim, config.vocab_size};
+    absl::StatusOr<std::unique_ptr<KvFileWriter>> writer =
+        KvFileWriter::Create(flags->Get("save-kv"), layout);
     if (!writer.ok()) return fail(writer.status());
     kv_file = *std::move(writer);
   }
@@ -105,20 +113,26 @@ int RunCommand(const std::vector<std::string>& args) {
   progress.Clear();
   if (!out.ok()) return fail(out.status());
   if (kv_file != nullptr) {
-    if (absl::Status s = kv_file->Finish(out->logits_last, out->first_token); !s.ok()) return fail(s);
+    if (absl::Status s = kv_file->Finish(out->logits_last, out->first_token); !s.ok())
+      return fail(s);
   }
 
-  const double density = out->attention_density.empty()
-                             ? 1.0
-                             : std::accumulate(out->attention_density.begin(), out->attention_density.end(), 0.0) /
-                                   out->attention_density.size();
+  const double density =
+      out->attention_density.empty()
+          ? 1.0
+          : std::accumulate(out->attention_density.begin(), out->attention_density.end(), 0.0) /
+                out->attention_density.size();
   std::printf("model      %s (%s) on %s, loaded in %.2f s\n", (*model)->name().c_str(),
-              config.Summary().c_str(), std::string((*model)->backend_name()).c_str(), load_seconds);
-  std::printf("prefill    %zu tokens, %d layers in %.3f s (%.0f tokens/s), attention %s, mean density %.4f\n",
-              tokens->size(), config.num_layers, out->compute_seconds,
-              tokens->size() / std::max(out->compute_seconds, 1e-9), attention.c_str(), density);
+              config.Summary().c_str(), std::string((*model)->backend_name()).c_str(),
+              load_seconds);
+  std::printf(
+      "prefill    %zu tokens, %d layers in %.3f s (%.0f tokens/s), attention %s, mean density "
+      "%.4f\n",
+      tokens->size(), config.num_layers, out->compute_seconds,
+      tokens->size() / std::max(out->compute_seconds, 1e-9), attention.c_str(), density);
   std::printf("stages     linear %.3f s, attention %.3f s, estimation %.3f s, kv export %.3f s\n",
-              out->stages.linear, out->stages.attention, out->stages.estimation, out->stages.kv_export);
+              out->stages.linear, out->stages.attention, out->stages.estimation,
+              out->stages.kv_export);
   std::printf("first      token %d (logit %.4f)\n", out->first_token, out->first_token_logit);
   if (kv_file != nullptr) {
     std::printf("saved      %s (%.1f MiB)\n", flags->Get("save-kv").c_str(),

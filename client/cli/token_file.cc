@@ -18,10 +18,12 @@ bool LooksLikeSafetensors(const std::string& bytes) {
 }
 
 absl::StatusOr<std::vector<int32_t>> FromSafetensors(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<worker::SafetensorsFile>> file = worker::SafetensorsFile::Open(path);
+  absl::StatusOr<std::unique_ptr<worker::SafetensorsFile>> file =
+      worker::SafetensorsFile::Open(path);
   if (!file.ok()) return file.status();
   const worker::TensorView* ids = (*file)->Find("input_ids");
-  if (ids == nullptr) return absl::InvalidArgumentError(absl::StrCat(path, ": no 'input_ids' tensor"));
+  if (ids == nullptr)
+    return absl::InvalidArgumentError(absl::StrCat(path, ": no 'input_ids' tensor"));
   const bool flat = ids->shape.size() == 1 || (ids->shape.size() == 2 && ids->shape[0] == 1);
   if (!flat) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": input_ids has shape ",
@@ -36,7 +38,8 @@ absl::StatusOr<std::vector<int32_t>> FromSafetensors(const std::string& path) {
       int64_t v;
       std::memcpy(&v, ids->data + 8 * i, 8);
       if (v < INT32_MIN || v > INT32_MAX) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": input_ids[", i, "] = ", v, " is out of range"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": input_ids[", i, "] = ", v, " is out of range"));
       }
       tokens[i] = static_cast<int32_t>(v);
     } else {
@@ -63,8 +66,8 @@ absl::StatusOr<std::vector<int32_t>> FromText(const std::string& path, const std
     int64_t value = 0;
     auto [ptr, ec] = std::from_chars(text.data() + pos, text.data() + end, value);
     if (ec != std::errc() || ptr != text.data() + end || value < INT32_MIN || value > INT32_MAX) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line, ": '", text.substr(pos, end - pos),
-                                                     "' is not a token id"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line, ": '", text.substr(pos, end - pos), "' is not a token id"));
     }
     tokens.push_back(static_cast<int32_t>(value));
     pos = end;

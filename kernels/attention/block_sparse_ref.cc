@@ -27,8 +27,8 @@ std::vector<double> PoolBlocks(const float* x, int64_t tokens, int heads, int he
 
 }  // namespace
 
-std::vector<double> PooledBlockScoresRef(const float* q, const float* k, const AttentionShape& shape,
-                                         int q_head, int block_size) {
+std::vector<double> PooledBlockScoresRef(const float* q, const float* k,
+                                         const AttentionShape& shape, int q_head, int block_size) {
   const int D = shape.head_dim;
   const int64_t blocks = (shape.tokens + block_size - 1) / block_size;
   const std::vector<double> pq = PoolBlocks(q, shape.tokens, shape.q_heads, q_head, D, block_size);
@@ -65,10 +65,9 @@ HeadKeySet EstimateBlockSparseRef(const float* q, const float* k, const Attentio
     const int64_t rest = std::min<int64_t>(budget - static_cast<int64_t>(picked.size()),
                                            static_cast<int64_t>(candidates.size()));
     const double* row = scores.data() + bq * blocks;
-    std::partial_sort(candidates.begin(), candidates.begin() + rest, candidates.end(),
-                      [&](int64_t a, int64_t b) {
-                        return row[a] > row[b] || (row[a] == row[b] && a < b);
-                      });
+    std::partial_sort(
+        candidates.begin(), candidates.begin() + rest, candidates.end(),
+        [&](int64_t a, int64_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
     picked.insert(picked.end(), candidates.begin(), candidates.begin() + rest);
     std::sort(picked.begin(), picked.end());
   }

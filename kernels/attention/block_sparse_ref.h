@@ -18,8 +18,8 @@ struct BlockSparseParams {
 // Pooled scores for query head q_head: [query_blocks * query_blocks], row-major, entry
 // (bq, bk) = mean(q in bq) . mean(k in bk) / sqrt(head_dim) for bk <= bq, -inf above the
 // diagonal. The last block pools only the tokens it has.
-std::vector<double> PooledBlockScoresRef(const float* q, const float* k, const AttentionShape& shape,
-                                         int q_head, int block_size);
+std::vector<double> PooledBlockScoresRef(const float* q, const float* k,
+                                         const AttentionShape& shape, int q_head, int block_size);
 
 // Selects, for every query block, the top_k causal key blocks by pooled score, always keeping
 // block 0 and the diagonal block; ties go to the lower block.

@@ -6,8 +6,9 @@
 
 namespace sparsefill::kernels {
 
-VerticalSlashScores ScoreVerticalSlashRef(const float* q, const float* k, const AttentionShape& shape,
-                                          int q_head, int64_t last_queries) {
+VerticalSlashScores ScoreVerticalSlashRef(const float* q, const float* k,
+                                          const AttentionShape& shape, int q_head,
+                                          int64_t last_queries) {
   const int64_t T = shape.tokens;
   const int D = shape.head_dim;
   const int64_t q_stride = static_cast<int64_t>(shape.q_heads) * D;
@@ -65,7 +66,8 @@ std::vector<int64_t> TopIndicesWithForcedPrefix(const std::vector<double>& score
 HeadKeySet EstimateVerticalSlashRef(const float* q, const float* k, const AttentionShape& shape,
                                     int q_head, const VerticalSlashParams& params) {
   const int64_t T = shape.tokens;
-  const VerticalSlashScores scores = ScoreVerticalSlashRef(q, k, shape, q_head, params.last_queries);
+  const VerticalSlashScores scores =
+      ScoreVerticalSlashRef(q, k, shape, q_head, params.last_queries);
   const int64_t vertical = std::min(T, std::max(params.vertical, params.min_vertical));
   const int64_t slash = std::min(T, std::max(params.slash, params.min_slash));
   HeadKeySet set;

@@ -31,8 +31,9 @@ struct VerticalSlashScores {
 };
 
 // Scores for query head q_head (layouts in attention_shape.h).
-VerticalSlashScores ScoreVerticalSlashRef(const float* q, const float* k, const AttentionShape& shape,
-                                          int q_head, int64_t last_queries);
+VerticalSlashScores ScoreVerticalSlashRef(const float* q, const float* k,
+                                          const AttentionShape& shape, int q_head,
+                                          int64_t last_queries);
 
 // Selects the key set of query head q_head: top columns and top diagonals by score, forced ones
 // first, ties broken towards the lower index (so selection is deterministic).

@@ -21,7 +21,8 @@ inline uint32_t Load32(const uint8_t* p) {
 }
 
 inline float ReadSource(const void* base, ScalarType source, int64_t index) {
-  if (source == ScalarType::kBFloat16) return Bf16ToFloat(static_cast<const uint16_t*>(base)[index]);
+  if (source == ScalarType::kBFloat16)
+    return Bf16ToFloat(static_cast<const uint16_t*>(base)[index]);
   return static_cast<const float*>(base)[index];
 }
 

@@ -88,7 +88,8 @@ void LinearRef(const float* x, const float* w, int64_t rows, int64_t in, int64_t
           Dot4x2(x + r * in, in, w + o * in, in, in, y + r * out + o, out);
         }
         for (; o < o_end; ++o) {
-          for (int64_t k = 0; k < 4; ++k) y[(r + k) * out + o] = Dot(x + (r + k) * in, w + o * in, in);
+          for (int64_t k = 0; k < 4; ++k)
+            y[(r + k) * out + o] = Dot(x + (r + k) * in, w + o * in, in);
         }
       }
       for (; r < r_end; ++r) {

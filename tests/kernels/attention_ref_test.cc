@@ -1,12 +1,13 @@
 // Dense and sparse reference attention: against a double-precision dense oracle, against dense
 // attention under each pattern's own mask, budgets that cover everything, planted patterns.
+#include "kernels/attention/attention_ref.h"
+
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <vector>
 
-#include <gtest/gtest.h>
-
-#include "kernels/attention/attention_ref.h"
 #include "kernels/attention/block_sparse_ref.h"
 #include "kernels/attention/head_key_set.h"
 #include "kernels/attention/vertical_slash_ref.h"
@@ -55,7 +56,8 @@ std::vector<float> NaiveDenseAttention(const Inputs& in) {
       for (double& x : p) sum += (x = std::exp(x - mx));
       for (int d = 0; d < s.head_dim; ++d) {
         double acc = 0;
-        for (int64_t j = 0; j <= t; ++j) acc += p[j] / sum * in.v[(j * s.kv_heads + g) * s.head_dim + d];
+        for (int64_t j = 0; j <= t; ++j)
+          acc += p[j] / sum * in.v[(j * s.kv_heads + g) * s.head_dim + d];
         out[(t * s.q_heads + h) * s.head_dim + d] = static_cast<float>(acc);
       }
     }
@@ -71,8 +73,9 @@ std::vector<float> RunSets(const Inputs& in, const std::vector<HeadKeySet>& sets
 
 std::vector<float> RunMasked(const Inputs& in, const std::vector<HeadKeySet>& sets) {
   std::vector<float> out(in.q.size());
-  MaskedAttentionRef(in.q.data(), in.k.data(), in.v.data(), in.shape,
-                     [&](int h, int64_t q, int64_t k) { return sets[h].Contains(q, k); }, out.data());
+  MaskedAttentionRef(
+      in.q.data(), in.k.data(), in.v.data(), in.shape,
+      [&](int h, int64_t q, int64_t k) { return sets[h].Contains(q, k); }, out.data());
   return out;
 }
 
@@ -110,7 +113,7 @@ struct Case {
 };
 
 // Odd, prime, tiny and shorter-than-a-block lengths; GQA ratios 1, 2, 4.
-const Case kCases[] = {{1, 2, 2, 8},   {2, 4, 1, 16},  {17, 4, 4, 16}, {63, 4, 2, 32},
+const Case kCases[] = {{1, 2, 2, 8},   {2, 4, 1, 16},   {17, 4, 4, 16}, {63, 4, 2, 32},
                        {65, 2, 1, 32}, {131, 8, 2, 16}, {257, 4, 1, 64}};
 
 TEST(AttentionRef, DenseMatchesDoubleOracle) {
@@ -275,8 +278,9 @@ TEST(AttentionRef, SlidingWindowMatchesMaskedReference) {
   in.shape.sliding_window = 10;
   const auto out = RunSets(in, {});
   std::vector<float> ref(in.q.size());
-  MaskedAttentionRef(in.q.data(), in.k.data(), in.v.data(), in.shape,
-                     [](int, int64_t q, int64_t k) { return q - k < 10; }, ref.data());
+  MaskedAttentionRef(
+      in.q.data(), in.k.data(), in.v.data(), in.shape,
+      [](int, int64_t q, int64_t k) { return q - k < 10; }, ref.data());
   EXPECT_LT(RelativeError(out, ref), 1e-6);
 }
 

@@ -1,9 +1,9 @@
 // CRC-32C known answers and the raw KV codecs' round trips.
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kernels/kvcodec/crc32c.h"
 #include "kernels/kvcodec/raw_codec.h"
@@ -28,7 +28,8 @@ TEST(Crc32c, ExtendEqualsWhole) {
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7 + 3);
   const uint32_t whole = Crc32c(data.data(), data.size());
   for (size_t cut : {0, 1, 7, 8, 9, 500, 999, 1000}) {
-    EXPECT_EQ(Crc32cExtend(Crc32c(data.data(), cut), data.data() + cut, data.size() - cut), whole) << cut;
+    EXPECT_EQ(Crc32cExtend(Crc32c(data.data(), cut), data.data() + cut, data.size() - cut), whole)
+        << cut;
   }
   data[123] ^= 1;
   EXPECT_NE(Crc32c(data.data(), data.size()), whole);
@@ -51,10 +52,10 @@ TEST(RawCodec, Fp32RoundTripIsExactAndBf16IsRounding) {
         for (int d = 0; d < D; ++d) {
           const int i = (t * H + h) * D + d;
           const bool inside = t >= 3 && t < 9 && h >= 1;
-          const float want_k = !inside ? -7.0f
+          const float want_k = !inside                        ? -7.0f
                                : wire == ScalarType::kFloat32 ? k[i]
                                                               : Bf16ToFloat(FloatToBf16(k[i]));
-          const float want_v = !inside ? -7.0f
+          const float want_v = !inside                        ? -7.0f
                                : wire == ScalarType::kFloat32 ? v[i]
                                                               : Bf16ToFloat(FloatToBf16(v[i]));
           ASSERT_EQ(k2[i], want_k) << t << " " << h << " " << d;
@@ -62,7 +63,8 @@ TEST(RawCodec, Fp32RoundTripIsExactAndBf16IsRounding) {
         }
       }
     }
-    EXPECT_FALSE(DecodeRawChunk(payload.data(), payload.size() - 1, wire, H, e, k2.data(), v2.data()));
+    EXPECT_FALSE(
+        DecodeRawChunk(payload.data(), payload.size() - 1, wire, H, e, k2.data(), v2.data()));
   }
 }
 
@@ -75,7 +77,8 @@ TEST(RawCodec, Bf16SourcePassesThroughUnchanged) {
   }
   KvChunkExtent e{0, T, 0, H, D};
   std::vector<uint8_t> payload(RawPayloadBytes(e, ScalarType::kBFloat16));
-  EncodeRawChunk(k.data(), v.data(), ScalarType::kBFloat16, H, e, ScalarType::kBFloat16, payload.data());
+  EncodeRawChunk(k.data(), v.data(), ScalarType::kBFloat16, H, e, ScalarType::kBFloat16,
+                 payload.data());
   EXPECT_EQ(0, std::memcmp(payload.data(), k.data(), k.size() * 2));  // little-endian host
   EXPECT_EQ(0, std::memcmp(payload.data() + k.size() * 2, v.data(), v.size() * 2));
 }

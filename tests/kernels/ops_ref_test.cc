@@ -1,10 +1,10 @@
 // CPU reference ops against straightforward double-precision formulas.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <numbers>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "kernels/ops/embedding_ref.h"
 #include "kernels/ops/linear_ref.h"
@@ -60,7 +60,8 @@ TEST(RmsNormRef, MatchesFormula) {
   RmsNormRef(x.data(), w.data(), rows, hidden, 1e-5f, out.data());
   for (int r = 0; r < rows; ++r) {
     double ms = 0;
-    for (int i = 0; i < hidden; ++i) ms += static_cast<double>(x[r * hidden + i]) * x[r * hidden + i];
+    for (int i = 0; i < hidden; ++i)
+      ms += static_cast<double>(x[r * hidden + i]) * x[r * hidden + i];
     const double inv = 1.0 / std::sqrt(ms / hidden + 1e-5);
     for (int i = 0; i < hidden; ++i) {
       EXPECT_NEAR(out[r * hidden + i], w[i] * x[r * hidden + i] * inv, 1e-5);
@@ -73,7 +74,8 @@ TEST(SwiGluRef, MatchesFormulaAndAliases) {
   const auto up = RandomVector(1001, 8);
   std::vector<float> expected(gate.size());
   for (size_t i = 0; i < gate.size(); ++i) {
-    expected[i] = static_cast<float>(gate[i] / (1.0 + std::exp(-static_cast<double>(gate[i]))) * up[i]);
+    expected[i] =
+        static_cast<float>(gate[i] / (1.0 + std::exp(-static_cast<double>(gate[i]))) * up[i]);
   }
   SwiGluRef(gate.data(), up.data(), static_cast<int64_t>(gate.size()), gate.data());  // in place
   EXPECT_LT(RelativeError(gate, expected), 1e-6);
@@ -94,7 +96,8 @@ TEST(RopeRef, DefaultFrequenciesMatchFormula) {
   spec.theta = 10000.0f;
   const auto f = RopeInverseFrequencies(spec, 64);
   ASSERT_EQ(f.size(), 32u);
-  for (int i = 0; i < 32; ++i) EXPECT_NEAR(f[i], std::pow(10000.0, -2.0 * i / 64), 1e-7 * std::max(1.0, 1.0 / f[i]));
+  for (int i = 0; i < 32; ++i)
+    EXPECT_NEAR(f[i], std::pow(10000.0, -2.0 * i / 64), 1e-7 * std::max(1.0, 1.0 / f[i]));
 }
 
 TEST(RopeRef, Llama3ScalingKeepsHighSlowsLowInterpolatesMiddle) {

@@ -1,14 +1,15 @@
 // Safetensors reading and writing, sharded checkpoints, and loader errors that name the tensor.
+#include "worker/checkpoint.h"
+
+#include <gtest/gtest.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
-#include <gtest/gtest.h>
-
 #include "tests/kernels/test_util.h"
 #include "tests/worker/kv_collector.h"
-#include "worker/checkpoint.h"
 #include "worker/cpu_backend.h"
 #include "worker/llama_weights.h"
 #include "worker/model.h"
@@ -46,8 +47,10 @@ void WriteShardedCopy(const std::string& dir, bool drop_from_shard = false) {
   std::string index = R"({"metadata": {}, "weight_map": {)";
   bool comma = false;
   for (const TensorView& t : file->tensors()) {
-    const bool to_first = t.name.find("layers.0.") != std::string::npos || t.name.find("embed") != std::string::npos;
-    const char* shard = to_first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    const bool to_first =
+        t.name.find("layers.0.") != std::string::npos || t.name.find("embed") != std::string::npos;
+    const char* shard =
+        to_first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
     const bool dropped = drop_from_shard && t.name == "model.norm.weight";
     if (!dropped) (to_first ? first : second).Add(t.name, t.dtype, t.shape, t.data);
     index += std::string(comma ? ", " : "") + "\"" + t.name + "\": \"" + shard + "\"";
@@ -134,7 +137,8 @@ TEST(Checkpoint, IndexErrorsNameShardAndTensor) {
     fs::remove(tmp / "model-00002-of-00002.safetensors");
     auto ckpt = Checkpoint::Open(tmp.str());
     ASSERT_FALSE(ckpt.ok());
-    EXPECT_NE(ckpt.status().message().find("model-00002-of-00002.safetensors"), absl::string_view::npos)
+    EXPECT_NE(ckpt.status().message().find("model-00002-of-00002.safetensors"),
+              absl::string_view::npos)
         << ckpt.status();
   }
   {
@@ -142,7 +146,8 @@ TEST(Checkpoint, IndexErrorsNameShardAndTensor) {
     WriteShardedCopy(tmp.str(), /*drop_from_shard=*/true);
     auto ckpt = Checkpoint::Open(tmp.str());
     ASSERT_FALSE(ckpt.ok());
-    EXPECT_NE(ckpt.status().message().find("'model.norm.weight'"), absl::string_view::npos) << ckpt.status();
+    EXPECT_NE(ckpt.status().message().find("'model.norm.weight'"), absl::string_view::npos)
+        << ckpt.status();
   }
   {
     TempDir tmp;
@@ -161,7 +166,8 @@ TEST(LlamaWeights, WrongShapeAndMissingTensorAreNamed) {
   wider.intermediate_size = 641;
   auto w = LoadLlamaWeights(wider, *ckpt, *backend);
   ASSERT_FALSE(w.ok());
-  EXPECT_NE(w.status().message().find("'model.layers.0.mlp.gate_proj.weight'"), absl::string_view::npos)
+  EXPECT_NE(w.status().message().find("'model.layers.0.mlp.gate_proj.weight'"),
+            absl::string_view::npos)
       << w.status();
   EXPECT_NE(w.status().message().find("[641, 256]"), absl::string_view::npos) << w.status();
 
@@ -169,7 +175,8 @@ TEST(LlamaWeights, WrongShapeAndMissingTensorAreNamed) {
   deeper.num_layers = 4;
   w = LoadLlamaWeights(deeper, *ckpt, *backend);
   ASSERT_FALSE(w.ok());
-  EXPECT_NE(w.status().message().find("'model.layers.3.input_layernorm.weight'"), absl::string_view::npos)
+  EXPECT_NE(w.status().message().find("'model.layers.3.input_layernorm.weight'"),
+            absl::string_view::npos)
       << w.status();
 }
 
@@ -186,7 +193,8 @@ TEST(LlamaWeights, TiedEmbeddingsNeedNoLmHead) {
   fs::copy_file(kGolden + "/config.json", tmp / "config.json");
   auto untied = Model::Load(ModelLoadOptions{tmp.str(), ""}, MakeCpuBackend());
   ASSERT_FALSE(untied.ok());
-  EXPECT_NE(untied.status().message().find("'lm_head.weight'"), absl::string_view::npos) << untied.status();
+  EXPECT_NE(untied.status().message().find("'lm_head.weight'"), absl::string_view::npos)
+      << untied.status();
 
   std::string config = ReadTextFile(tmp / "config.json").value();
   const std::string untied_key = "\"tie_word_embeddings\": false";
@@ -202,7 +210,8 @@ TEST(LlamaWeights, TiedEmbeddingsNeedNoLmHead) {
   for (const TensorView& t : file->tensors()) {
     if (t.name == "lm_head.weight") continue;
     explicit_head.Add(t.name, t.dtype, t.shape, t.data);
-    if (t.name == "model.embed_tokens.weight") explicit_head.Add("lm_head.weight", t.dtype, t.shape, t.data);
+    if (t.name == "model.embed_tokens.weight")
+      explicit_head.Add("lm_head.weight", t.dtype, t.shape, t.data);
   }
   ASSERT_TRUE(explicit_head.Write(copy / "model.safetensors").ok());
   fs::copy_file(kGolden + "/config.json", copy / "config.json");

@@ -1,14 +1,14 @@
-// The CPU backend against Hugging Face transformers' float32 output (tests/data/*/golden.safetensors):
-// every layer's K (after RoPE) and V and the last logits within 1e-4 relative error, same first
-// token. tiny-llama3 came from the GPU box (shared/tools/gen_golden.py); the others from
-// tests/data/gen_golden_variants.py (MHA + head_dim 64 + tied embeddings + top-level RoPE form;
-// sharded llama3-RoPE; Mistral with a sliding window).
+// The CPU backend against Hugging Face transformers' float32 output
+// (tests/data/*/golden.safetensors): every layer's K (after RoPE) and V and the last logits within
+// 1e-4 relative error, same first token. tiny-llama3 came from the GPU box
+// (shared/tools/gen_golden.py); the others from tests/data/gen_golden_variants.py (MHA + head_dim
+// 64 + tied embeddings + top-level RoPE form; sharded llama3-RoPE; Mistral with a sliding window).
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/kernels/test_util.h"
 #include "tests/worker/kv_collector.h"
@@ -66,7 +66,8 @@ TEST_P(GoldenTest, MatchesTransformersFloat32) {
   }
   const auto logits = GoldenTensor(**golden, "logits_last");
   EXPECT_LT(testing::RelativeError(out->logits_last, logits), kTolerance) << GetParam();
-  const int32_t argmax = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  const int32_t argmax =
+      static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   EXPECT_EQ(out->first_token, argmax);
   EXPECT_EQ(out->first_token_logit, out->logits_last[out->first_token]);
 }

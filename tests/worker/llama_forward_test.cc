@@ -1,8 +1,8 @@
 // The forward pass: chunking invariance, sparse modes, cancellation, sink errors, bad tokens.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "tests/kernels/test_util.h"
 #include "tests/worker/kv_collector.h"
@@ -22,7 +22,8 @@ std::vector<int32_t> Tokens(int n, int vocab, int seed) {
 }
 
 std::unique_ptr<Model> LoadGolden(int64_t chunk_tokens = 1024) {
-  return Model::Load(ModelLoadOptions{kGolden, ""}, MakeCpuBackend(CpuBackendOptions{chunk_tokens})).value();
+  return Model::Load(ModelLoadOptions{kGolden, ""}, MakeCpuBackend(CpuBackendOptions{chunk_tokens}))
+      .value();
 }
 
 TEST(LlamaForward, TokenChunkingIsBitIdentical) {
@@ -66,7 +67,8 @@ TEST(LlamaForward, MinSparseTokensRunsShortPromptsDense) {
   auto model = LoadGolden();
   const auto tokens = Tokens(300, 512, 3);
   auto config = PatternConfig::Parse(
-      R"({"min_sparse_tokens": 1000, "default": {"type": "a_shape", "n_init": 4, "n_local": 16}})", 3, 8);
+      R"({"min_sparse_tokens": 1000, "default": {"type": "a_shape", "n_init": 4, "n_local": 16}})",
+      3, 8);
   ASSERT_TRUE(config.ok());
   PrefillOptions options;
   options.patterns = &*config;

@@ -1,10 +1,11 @@
 // ModelConfig from config.json: both RoPE forms, derived fields, and errors that name the field.
-#include <string>
+#include "worker/model_config.h"
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "worker/json.h"
-#include "worker/model_config.h"
 
 namespace sparsefill::worker {
 namespace {
@@ -23,7 +24,8 @@ std::string Base(const std::string& extra) {
 }
 
 TEST(ModelConfig, ReadsGoldenConfigWithRopeParametersForm) {
-  auto c = ModelConfig::FromFile(std::string(SPARSEFILL_TEST_DATA_DIR) + "/tiny-llama3/config.json");
+  auto c =
+      ModelConfig::FromFile(std::string(SPARSEFILL_TEST_DATA_DIR) + "/tiny-llama3/config.json");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->num_layers, 3);
   EXPECT_EQ(c->hidden_size, 256);
@@ -80,14 +82,17 @@ TEST(ModelConfig, ErrorsNameTheField) {
   const Case cases[] = {
       {R"({"hidden_size": 64})", "vocab_size"},
       {Base(R"(, "rope_scaling": {"rope_type": "yarn", "factor": 4.0})"), "rope_scaling.rope_type"},
-      {Base(R"(, "rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4})"), "rope_parameters.rope_type"},
-      {Base(R"(, "rope_scaling": {"rope_type": "llama3", "low_freq_factor": 1.0, "high_freq_factor": 4.0})"),
+      {Base(R"(, "rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4})"),
+       "rope_parameters.rope_type"},
+      {Base(
+           R"(, "rope_scaling": {"rope_type": "llama3", "low_freq_factor": 1.0, "high_freq_factor": 4.0})"),
        "rope_scaling.factor"},
       {Base(R"(, "attention_bias": true)"), "attention_bias"},
       {Base(R"(, "hidden_act": "gelu")"), "hidden_act"},
       {Base(R"(, "head_dim": 7)"), "head_dim"},
       {R"({"vocab_size": 10, "hidden_size": 64, "intermediate_size": 8, "num_hidden_layers": 1,
-           "num_attention_heads": 4, "num_key_value_heads": 3})", "num_key_value_heads"},
+           "num_attention_heads": 4, "num_key_value_heads": 3})",
+       "num_key_value_heads"},
       {Base(R"(, "num_hidden_layers": "two")"), "num_hidden_layers"},
       {R"({"model_type": "gpt2"})", "model_type"},
   };
@@ -101,7 +106,8 @@ TEST(ModelConfig, ErrorsNameTheField) {
 }
 
 TEST(Json, ParsesAndReportsPosition) {
-  auto v = ParseJson(R"({"a": [1, -2.5e3, true, null, "x\u00e9\n"], "b": {"c": 9007199254740993}})");
+  auto v =
+      ParseJson(R"({"a": [1, -2.5e3, true, null, "x\u00e9\n"], "b": {"c": 9007199254740993}})");
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(v->Find("a")->as_array()[0].as_int(), 1);
   EXPECT_DOUBLE_EQ(v->Find("a")->as_array()[1].as_double(), -2500.0);

@@ -1,9 +1,9 @@
 // Pattern configs: our format, MInference's, and errors that name layer, head and field.
-#include <string>
+#include "worker/pattern_config.h"
 
 #include <gtest/gtest.h>
 
-#include "worker/pattern_config.h"
+#include <string>
 
 namespace sparsefill::worker {
 namespace {
@@ -24,7 +24,8 @@ TEST(PatternConfig, OurFormatWithDefaultsLayersAndHeads) {
   EXPECT_EQ(c->layer(1)[1], HeadPattern::BlockSparse(100));
   EXPECT_FALSE(c->all_dense());
 
-  auto only_default = PatternConfig::Parse(R"({"default": {"type": "block_sparse", "top_k": 8}})", 3, 4);
+  auto only_default =
+      PatternConfig::Parse(R"({"default": {"type": "block_sparse", "top_k": 8}})", 3, 4);
   ASSERT_TRUE(only_default.ok());
   EXPECT_EQ(only_default->layer(2)[3], HeadPattern::BlockSparse(8));
 
@@ -62,7 +63,8 @@ TEST(PatternConfig, ErrorsNameWhere) {
       {R"({"layers": [{"type": "dense"}, {"type": "sparse"}]})", "layer 1: unknown type 'sparse'"},
       {R"({"layers": [{"type": "dense"}, [{"type": "dense"}, {"type": "a_shape", "n_init": 1}]]})",
        "layer 1 head 1: missing 'n_local'"},
-      {R"({"default": {"type": "vertical_slash", "vertical": 0, "slash": 5}})", "'vertical' must be a positive"},
+      {R"({"default": {"type": "vertical_slash", "vertical": 0, "slash": 5}})",
+       "'vertical' must be a positive"},
       {R"({"default": {"type": "block_sparse", "top_k": 4, "topk": 5}})", "unexpected key 'topk'"},
       {R"({"layerz": []})", "unexpected key 'layerz'"},
       {R"([{"0": ["vertical_and_slash", 1, 1, 0]}])", "MInference config: has 1 layers"},

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets up and runs every test that runs without a GPU: installs the dependencies, configures and
+# builds the whole tree (CUDA sources too when nvcc is present), then runs ctest.
+# GPU tests (label "gpu") skip themselves with a message where no GPU is present.
+#   BUILD_DIR   build folder (default: build)
+#   JOBS        parallel build and test jobs (default: number of cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+
+tests/install_deps.sh
+
+start=$(date +%s)
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_WERROR=ON
+cmake --build "$BUILD_DIR" -j "$JOBS"
+echo "run_all: build took $(( $(date +%s) - start )) s"
+
+start=$(date +%s)
+ctest --test-dir "$BUILD_DIR" -j "$JOBS" --output-on-failure --timeout 900
+echo "run_all: tests took $(( $(date +%s) - start )) s"
