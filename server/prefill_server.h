@@ -24,6 +24,18 @@ struct ServerOptions {
   // Workers (one per GPU; one for the CPU backend) and prefills each runs at a time.
   int num_workers = 1;
   int max_concurrent_per_worker = 1;
+  // Bytes of messages a call may have waiting for its client (the one being written included)
+  // before its worker pauses until the client reads: the stream's backpressure. A message is
+  // accepted while the call's buffer is at or under this bound, so memory per call stays below
+  // the bound plus one chunk.
+  int64_t max_buffered_bytes_per_call = int64_t{8} << 20;
+};
+
+// A snapshot of the admission state (tests and logs; the same numbers are metrics).
+struct ServerStats {
+  int queued = 0;             // admitted, waiting for a worker
+  int running = 0;            // on a worker
+  int waiting_on_client = 0;  // running, paused by backpressure
 };
 
 class PrefillServer {
@@ -36,6 +48,8 @@ class PrefillServer {
   // The bound gRPC port, and the metrics port (0 when disabled).
   virtual int port() const = 0;
   virtual int metrics_port() const = 0;
+
+  virtual ServerStats stats() const = 0;
 
   // Stops accepting new calls (health turns NOT_SERVING, new Prefill calls get UNAVAILABLE), lets
   // calls in flight and queued finish for up to `grace`, then cancels what remains and returns.

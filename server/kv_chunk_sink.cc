@@ -1,0 +1,92 @@
+// LayerKv -> KvChunk messages (see kv_chunk_sink.h).
+#include "server/kv_chunk_sink.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/kvcodec/crc32c.h"
+#include "kernels/kvcodec/raw_codec.h"
+
+namespace sparsefill::server {
+namespace {
+
+using kernels::ScalarType;
+
+ScalarType WireType(v1::KvCodec codec) {
+  return codec == v1::KV_CODEC_RAW_FP32 ? ScalarType::kFloat32 : ScalarType::kBFloat16;
+}
+
+}  // namespace
+
+std::vector<TokenRange> PlanChunkTokenRanges(int64_t tokens, int64_t bytes_per_token,
+                                             int64_t max_chunk_bytes) {
+  std::vector<TokenRange> ranges;
+  if (tokens <= 0) return ranges;
+  const int64_t per_chunk =
+      std::max<int64_t>(1, max_chunk_bytes / std::max<int64_t>(1, bytes_per_token));
+  ranges.reserve(static_cast<size_t>((tokens + per_chunk - 1) / per_chunk));
+  for (int64_t begin = 0; begin < tokens; begin += per_chunk) {
+    ranges.push_back({begin, std::min(tokens, begin + per_chunk)});
+  }
+  return ranges;
+}
+
+KvChunkSink::KvChunkSink(Options options, Emit emit)
+    : options_(std::move(options)), emit_(std::move(emit)) {}
+
+absl::Status KvChunkSink::OnLayerKv(const worker::LayerKv& kv) {
+  if (kv.dtype != ScalarType::kFloat32 && kv.dtype != ScalarType::kBFloat16) {
+    return absl::InternalError(absl::StrCat("layer ", kv.layer, ": the backend exported KV as ",
+                                            kernels::ScalarName(kv.dtype),
+                                            "; the codecs take F32 or BF16"));
+  }
+  if (kv.tokens <= 0 || kv.kv_heads <= 0 || kv.head_dim <= 0 || kv.k == nullptr ||
+      kv.v == nullptr) {
+    return absl::InternalError(absl::StrCat("layer ", kv.layer, ": empty or malformed KV export"));
+  }
+  const ScalarType wire = WireType(options_.codec);
+  // K and V of one token, all heads.
+  const int64_t bytes_per_token = 2 * static_cast<int64_t>(kv.kv_heads) * kv.head_dim *
+                                  static_cast<int64_t>(kernels::ScalarSize(wire));
+  source_bytes_ += 2 * static_cast<uint64_t>(kv.tokens) * kv.kv_heads * kv.head_dim *
+                   kernels::ScalarSize(kv.dtype);
+
+  const std::vector<TokenRange> ranges =
+      PlanChunkTokenRanges(kv.tokens, bytes_per_token, options_.max_chunk_bytes);
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    kernels::KvChunkExtent extent;
+    extent.token_begin = ranges[i].begin;
+    extent.token_end = ranges[i].end;
+    extent.head_begin = 0;
+    extent.head_end = kv.kv_heads;
+    extent.head_dim = kv.head_dim;
+
+    auto message = std::make_unique<v1::PrefillResponse>();
+    v1::KvChunk* chunk = message->mutable_kv_chunk();
+    chunk->set_request_id(options_.request_id);
+    chunk->set_sequence(next_sequence_);
+    chunk->set_layer(static_cast<uint32_t>(kv.layer));
+    chunk->set_token_begin(static_cast<uint64_t>(extent.token_begin));
+    chunk->set_token_end(static_cast<uint64_t>(extent.token_end));
+    chunk->set_kv_head_begin(0);
+    chunk->set_kv_head_end(static_cast<uint32_t>(kv.kv_heads));
+    chunk->set_head_dim(static_cast<uint32_t>(kv.head_dim));
+    chunk->set_codec(options_.codec);
+    chunk->set_last_in_layer(i + 1 == ranges.size());
+    // Encode straight into the message's payload: no intermediate copy.
+    const size_t payload_bytes = kernels::RawPayloadBytes(extent, wire);
+    std::string* payload = chunk->mutable_payload();
+    payload->resize(payload_bytes);
+    kernels::EncodeRawChunk(kv.k, kv.v, kv.dtype, kv.kv_heads, extent, wire,
+                            reinterpret_cast<uint8_t*>(payload->data()));
+    chunk->set_payload_crc32c(kernels::Crc32c(payload->data(), payload->size()));
+
+    if (absl::Status s = emit_(std::move(message)); !s.ok()) return s;
+    ++next_sequence_;
+    ++chunks_sent_;
+    payload_bytes_sent_ += payload_bytes;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace sparsefill::server
