@@ -1,0 +1,202 @@
+// KvAssembler: the checks of the KvChunk contract (prefill_service.proto) and the raw decoders.
+#include "client/kv_assembler.h"
+
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "kernels/kvcodec/crc32c.h"
+#include "kernels/kvcodec/raw_codec.h"
+#include "kernels/scalar_type.h"
+
+namespace sparsefill::client {
+namespace {
+
+kernels::ScalarType WireType(v1::KvCodec codec) {
+  return codec == v1::KV_CODEC_RAW_BF16 ? kernels::ScalarType::kBFloat16
+                                        : kernels::ScalarType::kFloat32;
+}
+
+// "chunk 7 (layer 2, tokens [512,768), kv heads [0,8))": the prefix of every chunk error, so a
+// message alone locates the bad chunk in a captured stream.
+std::string ChunkLabel(const v1::KvChunk& chunk) {
+  return absl::StrCat("chunk ", chunk.sequence(), " (layer ", chunk.layer(), ", tokens [",
+                      chunk.token_begin(), ",", chunk.token_end(), "), kv heads [",
+                      chunk.kv_head_begin(), ",", chunk.kv_head_end(), "))");
+}
+
+}  // namespace
+
+bool IsDecodableCodec(v1::KvCodec codec) {
+  return codec == v1::KV_CODEC_RAW_BF16 || codec == v1::KV_CODEC_RAW_FP32;
+}
+
+absl::StatusOr<KvAssembler> KvAssembler::Create(const KvShape& shape, v1::KvCodec codec,
+                                                std::string request_id, LayerCallback on_layer) {
+  if (shape.num_layers < 1 || shape.tokens < 1 || shape.kv_heads < 1 || shape.head_dim < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("KV shape must be positive: layers ", shape.num_layers, ", tokens ",
+                     shape.tokens, ", kv heads ", shape.kv_heads, ", head_dim ", shape.head_dim));
+  }
+  if (!IsDecodableCodec(codec)) {
+    return absl::InvalidArgumentError(absl::StrCat("KV codec ", v1::KvCodec_Name(codec),
+                                                   " is not one this client decodes "
+                                                   "(KV_CODEC_RAW_BF16, KV_CODEC_RAW_FP32)"));
+  }
+  KvAssembler a;
+  a.shape_ = shape;
+  a.codec_ = codec;
+  a.request_id_ = std::move(request_id);
+  a.on_layer_ = std::move(on_layer);
+  a.BeginLayer();
+  return a;
+}
+
+void KvAssembler::BeginLayer() {
+  current_ = KvLayer{};
+  current_.layer = layers_done_;
+  current_.tokens = shape_.tokens;
+  current_.kv_heads = shape_.kv_heads;
+  current_.head_dim = shape_.head_dim;
+  current_.k.assign(shape_.elements_per_tensor(), 0.0f);
+  current_.v.assign(shape_.elements_per_tensor(), 0.0f);
+  covered_.assign(shape_.tokens * shape_.kv_heads, 0);
+  cells_covered_ = 0;
+}
+
+std::string KvAssembler::FirstUncoveredCell() const {
+  for (size_t i = 0; i < covered_.size(); ++i) {
+    if (covered_[i] == 0) {
+      return absl::StrCat("token ", i / shape_.kv_heads, ", kv head ", i % shape_.kv_heads,
+                          " not covered");
+    }
+  }
+  return "all cells covered";
+}
+
+absl::Status KvAssembler::AddChunk(const v1::KvChunk& chunk) {
+  if (!error_.ok()) return error_;
+  absl::Status status = AddChunkImpl(chunk);
+  if (!status.ok()) error_ = status;
+  return status;
+}
+
+absl::Status KvAssembler::AddChunkImpl(const v1::KvChunk& chunk) {
+  auto fail = [&chunk](auto&&... parts) {
+    return absl::DataLossError(absl::StrCat(ChunkLabel(chunk), ": ", parts...));
+  };
+
+  if (layers_done_ == shape_.num_layers) {
+    return fail("arrived after all ", shape_.num_layers, " layers were complete");
+  }
+  if (!request_id_.empty() && chunk.request_id() != request_id_) {
+    return fail("request id '", absl::CHexEscape(chunk.request_id()), "', expected '",
+                absl::CHexEscape(request_id_), "'");
+  }
+  if (chunk.sequence() != next_sequence_) {
+    return fail("sequence out of order: expected ", next_sequence_,
+                chunk.sequence() > next_sequence_ ? " (a chunk is missing or reordered)"
+                                                  : " (a duplicate or reordered chunk)");
+  }
+  if (chunk.layer() != static_cast<uint32_t>(layers_done_)) {
+    if (chunk.layer() < static_cast<uint32_t>(layers_done_)) {
+      return fail("layer out of order: layer ", chunk.layer(), " is already complete (expected ",
+                  "layer ", layers_done_, ")");
+    }
+    return fail("layer out of order: layer ", layers_done_, " is not complete (",
+                FirstUncoveredCell(), ")");
+  }
+  if (chunk.head_dim() != static_cast<uint32_t>(shape_.head_dim)) {
+    return fail("head_dim ", chunk.head_dim(), ", the model's is ", shape_.head_dim);
+  }
+  if (chunk.token_begin() >= chunk.token_end() ||
+      chunk.token_end() > static_cast<uint64_t>(shape_.tokens)) {
+    return fail("token range is empty or outside the prompt [0,", shape_.tokens, ")");
+  }
+  if (chunk.kv_head_begin() >= chunk.kv_head_end() ||
+      chunk.kv_head_end() > static_cast<uint32_t>(shape_.kv_heads)) {
+    return fail("kv head range is empty or outside the model's [0,", shape_.kv_heads, ")");
+  }
+  if (chunk.codec() != codec_) {
+    return fail("codec ", v1::KvCodec_Name(chunk.codec()), ", requested ",
+                v1::KvCodec_Name(codec_));
+  }
+
+  kernels::KvChunkExtent extent;
+  extent.token_begin = static_cast<int64_t>(chunk.token_begin());
+  extent.token_end = static_cast<int64_t>(chunk.token_end());
+  extent.head_begin = static_cast<int>(chunk.kv_head_begin());
+  extent.head_end = static_cast<int>(chunk.kv_head_end());
+  extent.head_dim = shape_.head_dim;
+  const kernels::ScalarType wire = WireType(codec_);
+  const size_t expected_bytes = kernels::RawPayloadBytes(extent, wire);
+  const std::string& payload = chunk.payload();
+  if (payload.size() != expected_bytes) {
+    return fail("payload is ", payload.size(), " bytes, expected ", expected_bytes, " (",
+                v1::KvCodec_Name(codec_), ")");
+  }
+  // The checksum is verified before anything is decoded or marked: a corrupt payload must not
+  // leave half-written state behind (the error is sticky anyway, but the buffers stay clean).
+  const uint32_t crc = kernels::Crc32c(payload.data(), payload.size());
+  if (crc != chunk.payload_crc32c()) {
+    return fail(absl::StrFormat("CRC32C mismatch (payload 0x%08x, header 0x%08x)", crc,
+                                chunk.payload_crc32c()));
+  }
+
+  // Overlap: check every cell before marking any, so the message names the first collision.
+  const int64_t kv_heads = shape_.kv_heads;
+  for (int64_t t = extent.token_begin; t < extent.token_end; ++t) {
+    for (int h = extent.head_begin; h < extent.head_end; ++h) {
+      if (covered_[t * kv_heads + h] != 0) {
+        return fail("overlaps an earlier chunk at token ", t, ", kv head ", h);
+      }
+    }
+  }
+  for (int64_t t = extent.token_begin; t < extent.token_end; ++t) {
+    for (int h = extent.head_begin; h < extent.head_end; ++h) covered_[t * kv_heads + h] = 1;
+  }
+  cells_covered_ += (extent.token_end - extent.token_begin) * (extent.head_end - extent.head_begin);
+
+  // Sizes were checked above, so the decoder cannot refuse; keep its answer checked regardless.
+  if (!kernels::DecodeRawChunk(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
+                               wire, shape_.kv_heads, extent, current_.k.data(),
+                               current_.v.data())) {
+    return fail("payload does not decode");
+  }
+  ++next_sequence_;
+  payload_bytes_ += payload.size();
+
+  const int64_t layer_cells = shape_.tokens * kv_heads;
+  if (!chunk.last_in_layer()) {
+    if (cells_covered_ == layer_cells) {
+      return fail("completes the layer but last_in_layer is not set");
+    }
+    return absl::OkStatus();
+  }
+  if (cells_covered_ != layer_cells) {
+    return fail("last_in_layer is set but ", layer_cells - cells_covered_, " of ", layer_cells,
+                " (token, kv head) cells are missing (", FirstUncoveredCell(), ")");
+  }
+  KvLayer done = std::move(current_);
+  ++layers_done_;
+  if (layers_done_ < shape_.num_layers) {
+    BeginLayer();
+  } else {
+    current_ = KvLayer{};
+    covered_ = {};
+  }
+  if (on_layer_) return on_layer_(std::move(done));
+  return absl::OkStatus();
+}
+
+absl::Status KvAssembler::Finish() const {
+  if (!error_.ok()) return error_;
+  if (layers_done_ == shape_.num_layers) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(
+      "KV stream ended after ", layers_done_, " of ", shape_.num_layers, " layers (layer ",
+      layers_done_, ": ",
+      cells_covered_ == 0 ? std::string("no chunks received") : FirstUncoveredCell(), ")"));
+}
+
+}  // namespace sparsefill::client
