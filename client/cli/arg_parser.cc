@@ -1,6 +1,7 @@
 #include "client/cli/arg_parser.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 
@@ -68,6 +69,35 @@ std::string FormatHelp(const std::string& usage, const std::string& description,
     absl::StrAppend(&out, "\n");
   }
   return out;
+}
+
+int UsageError(const char* command_name, absl::string_view message) {
+  std::fprintf(stderr, "sparsefill %s: %s\n", command_name, std::string(message).c_str());
+  return 2;
+}
+
+std::optional<ParsedFlags> ParseCommandFlags(const CommandSpec& command,
+                                             const std::vector<std::string>& args, int* exit_code) {
+  absl::StatusOr<ParsedFlags> flags = ParseFlags(args, command.flags);
+  if (!flags.ok()) {
+    *exit_code = UsageError(command.name, flags.status().message());
+    return std::nullopt;
+  }
+  if (flags->Has("help")) {
+    std::printf("%s", FormatHelp(command.usage, command.description, command.flags).c_str());
+    *exit_code = 0;
+    return std::nullopt;
+  }
+  for (const std::string& name : command.required) {
+    if (flags->Has(name)) continue;
+    const auto spec = std::find_if(command.flags.begin(), command.flags.end(),
+                                   [&](const FlagSpec& s) { return s.name == name; });
+    const std::string value = spec == command.flags.end() ? "" : " " + spec->value_name;
+    *exit_code =
+        UsageError(command.name, absl::StrCat("--", name, value, " is required (see --help)"));
+    return std::nullopt;
+  }
+  return *std::move(flags);
 }
 
 }  // namespace sparsefill::cli

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace sparsefill::cli {
 
@@ -34,5 +35,24 @@ absl::StatusOr<ParsedFlags> ParseFlags(const std::vector<std::string>& args,
 // The help text: usage line, description, then one aligned line per flag.
 std::string FormatHelp(const std::string& usage, const std::string& description,
                        const std::vector<FlagSpec>& specs);
+
+// A subcommand's command line: its name (for messages), usage line, description and flags.
+struct CommandSpec {
+  const char* name;  // e.g. "run"
+  const char* usage;
+  const char* description;
+  const std::vector<FlagSpec>& flags;
+  std::vector<std::string> required;  // flag names that must be given
+};
+
+// The preamble every subcommand shares: parses `args`; on --help prints the help and sets
+// *exit_code to 0; on a usage error (unknown flag, missing value or required flag) prints
+// "sparsefill NAME: ..." and sets *exit_code to 2. Returns the flags only when the command
+// should run.
+std::optional<ParsedFlags> ParseCommandFlags(const CommandSpec& command,
+                                             const std::vector<std::string>& args, int* exit_code);
+
+// Prints "sparsefill NAME: message" to stderr and returns 2 (a usage error).
+int UsageError(const char* command_name, absl::string_view message);
 
 }  // namespace sparsefill::cli

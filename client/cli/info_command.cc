@@ -29,17 +29,11 @@ constexpr char kDescription[] =
 }  // namespace
 
 int InfoCommand(const std::vector<std::string>& args) {
-  absl::StatusOr<ParsedFlags> flags = ParseFlags(args, InfoFlags());
-  auto usage_error = [](absl::string_view message) {
-    std::fprintf(stderr, "sparsefill info: %s\n", std::string(message).c_str());
-    return 2;
-  };
-  if (!flags.ok()) return usage_error(flags.status().message());
-  if (flags->Has("help")) {
-    std::printf("%s", FormatHelp(kUsage, kDescription, InfoFlags()).c_str());
-    return 0;
-  }
-  if (!flags->Has("server")) return usage_error("--server HOST:PORT is required (see --help)");
+  int exit_code = 0;
+  const std::optional<ParsedFlags> flags =
+      ParseCommandFlags({"info", kUsage, kDescription, InfoFlags(), {"server"}}, args, &exit_code);
+  if (!flags) return exit_code;
+  auto usage_error = [](absl::string_view message) { return UsageError("info", message); };
   absl::StatusOr<absl::Duration> timeout = ParseTimeoutFlag(flags->Get("timeout"));
   if (!timeout.ok()) return usage_error(timeout.status().message());
 

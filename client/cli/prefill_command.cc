@@ -72,18 +72,11 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int PrefillCommand(const std::vector<std::string>& args) {
-  absl::StatusOr<ParsedFlags> flags = ParseFlags(args, PrefillFlags());
-  auto usage_error = [](absl::string_view message) {
-    std::fprintf(stderr, "sparsefill prefill: %s\n", std::string(message).c_str());
-    return 2;
-  };
-  if (!flags.ok()) return usage_error(flags.status().message());
-  if (flags->Has("help")) {
-    std::printf("%s", FormatHelp(kUsage, kDescription, PrefillFlags()).c_str());
-    return 0;
-  }
-  if (!flags->Has("server")) return usage_error("--server HOST:PORT is required (see --help)");
-  if (!flags->Has("tokens")) return usage_error("--tokens FILE is required (see --help)");
+  int exit_code = 0;
+  const std::optional<ParsedFlags> flags = ParseCommandFlags(
+      {"prefill", kUsage, kDescription, PrefillFlags(), {"server", "tokens"}}, args, &exit_code);
+  if (!flags) return exit_code;
+  auto usage_error = [](absl::string_view message) { return UsageError("prefill", message); };
   const std::string server = flags->Get("server");
 
   v1::KvCodec codec;

@@ -43,19 +43,10 @@ constexpr char kDescription[] =
 }  // namespace
 
 int RunCommand(const std::vector<std::string>& args) {
-  absl::StatusOr<ParsedFlags> flags = ParseFlags(args, RunFlags());
-  if (!flags.ok()) {
-    std::fprintf(stderr, "sparsefill run: %s\n", std::string(flags.status().message()).c_str());
-    return 2;
-  }
-  if (flags->Has("help")) {
-    std::printf("%s", FormatHelp(kUsage, kDescription, RunFlags()).c_str());
-    return 0;
-  }
-  if (!flags->Has("tokens")) {
-    std::fprintf(stderr, "sparsefill run: --tokens FILE is required (see --help)\n");
-    return 2;
-  }
+  int exit_code = 0;
+  const std::optional<ParsedFlags> flags =
+      ParseCommandFlags({"run", kUsage, kDescription, RunFlags(), {"tokens"}}, args, &exit_code);
+  if (!flags) return exit_code;
   auto fail = [](const absl::Status& s) {
     std::fprintf(stderr, "sparsefill run: %s\n", std::string(s.message()).c_str());
     return 1;
