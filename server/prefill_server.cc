@@ -2,11 +2,9 @@
 // metrics exporter, and runs the shutdown sequence (see prefill_server.h).
 #include "server/prefill_server.h"
 
-#include <pthread.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <exception>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -14,8 +12,8 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "prometheus/exposer.h"
 #include "server/logger.h"
+#include "server/metrics_http_server.h"
 #include "server/prefill_call.h"
 #include "server/prefill_service.h"
 #include "server/server_metrics.h"
@@ -43,31 +41,17 @@ absl::Status CheckOptions(const ServerOptions& o) {
   return absl::OkStatus();
 }
 
-// civetweb (under prometheus-cpp's Exposer) starts its threads with a 100 KiB stack, and glibc
-// carves every loaded library's static TLS out of it; with cuBLAS loaded that leaves too little
-// and the Exposer fails to start (shared/TOOLCHAIN.md). Raise the process default to at least
-// 1 MiB before any such thread exists.
-void RaiseDefaultThreadStack() {
-  constexpr size_t kMinStack = size_t{1} << 20;
-  pthread_attr_t attr;
-  if (pthread_getattr_default_np(&attr) != 0) return;
-  size_t stack = 0;
-  if (pthread_attr_getstacksize(&attr, &stack) == 0 && stack < kMinStack &&
-      pthread_attr_setstacksize(&attr, kMinStack) == 0) {
-    pthread_setattr_default_np(&attr);
-  }
-  pthread_attr_destroy(&attr);
-}
-
 class PrefillServerImpl final : public PrefillServer {
  public:
-  PrefillServerImpl(std::shared_ptr<const worker::Model> model, const ServerOptions& options)
+  PrefillServerImpl(std::vector<std::shared_ptr<const worker::Model>> models,
+                    const ServerOptions& options)
       : options_(options),
         metrics_(options.num_workers),
         pool_(WorkerPool::Options{options.num_workers, options.max_concurrent_per_worker,
                                   options.max_queued_requests}) {
-    const worker::ModelConfig& c = model->config();
-    env_.model = std::move(model);
+    const worker::ModelConfig& c = models.front()->config();
+    env_.model = models.front();
+    env_.worker_models = std::move(models);
     env_.limits = RequestLimits{c.vocab_size, options.max_prompt_tokens, c.num_layers, c.num_heads};
     env_.max_buffered_bytes_per_call = options.max_buffered_bytes_per_call;
     env_.pool = &pool_;
@@ -102,7 +86,7 @@ class PrefillServerImpl final : public PrefillServer {
   CallEnvironment env_;
   std::unique_ptr<PrefillServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsHttpServer> exposer_;
   int port_ = 0;
   int metrics_port_ = 0;
 
@@ -111,20 +95,12 @@ class PrefillServerImpl final : public PrefillServer {
 };
 
 absl::Status PrefillServerImpl::Init() {
-  RaiseDefaultThreadStack();
-
   if (!options_.metrics_address.empty()) {
-    // prometheus-cpp reports a failed bind by throwing; this is the one place that catches a
-    // library exception and turns it into a Status.
-    try {
-      exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address);
-    } catch (const std::exception& e) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot serve metrics on ", options_.metrics_address, ": ", e.what()));
-    }
-    exposer_->RegisterCollectable(metrics_.registry());
-    const std::vector<int> ports = exposer_->GetListeningPorts();
-    metrics_port_ = ports.empty() ? 0 : ports.front();
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> exposer =
+        MetricsHttpServer::Start(options_.metrics_address, metrics_.registry());
+    if (!exposer.ok()) return exposer.status();
+    exposer_ = *std::move(exposer);
+    metrics_port_ = exposer_->port();
   }
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -178,8 +154,7 @@ void PrefillServerImpl::Shutdown(absl::Duration grace) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   }
   pool_.Shutdown();
-  // The exporter goes last so the drain stays observable. (civetweb's stop can take up to ~2 s:
-  // its listener thread notices the stop flag only between polls.)
+  // The exporter goes last so the drain stays observable (it stops within its 200 ms poll).
   exposer_.reset();
   if (server_ != nullptr) log_.Info("", "stopped");
 }
@@ -190,7 +165,25 @@ absl::StatusOr<std::unique_ptr<PrefillServer>> PrefillServer::Start(
     std::shared_ptr<const worker::Model> model, const ServerOptions& options) {
   if (model == nullptr) return absl::InvalidArgumentError("no model");
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;
-  auto server = std::make_unique<PrefillServerImpl>(std::move(model), options);
+  // Every worker shares the one model (the CPU backend runs prefills concurrently).
+  std::vector<std::shared_ptr<const worker::Model>> models(options.num_workers, model);
+  auto server = std::make_unique<PrefillServerImpl>(std::move(models), options);
+  if (absl::Status s = server->Init(); !s.ok()) return s;
+  return server;
+}
+
+absl::StatusOr<std::unique_ptr<PrefillServer>> PrefillServer::Start(
+    std::vector<std::shared_ptr<const worker::Model>> models, ServerOptions options) {
+  if (models.empty()) return absl::InvalidArgumentError("no model");
+  for (const auto& m : models) {
+    if (m == nullptr) return absl::InvalidArgumentError("no model");
+    if (m->config().Summary() != models.front()->config().Summary()) {
+      return absl::InvalidArgumentError("the workers' models differ");
+    }
+  }
+  options.num_workers = static_cast<int>(models.size());
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  auto server = std::make_unique<PrefillServerImpl>(std::move(models), options);
   if (absl::Status s = server->Init(); !s.ok()) return s;
   return server;
 }

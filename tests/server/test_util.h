@@ -23,7 +23,7 @@ namespace sparsefill::server::testing {
 std::shared_ptr<const worker::Model> EmbeddedModel();
 
 // Options for an in-process test server: loopback, port 0 for gRPC, and metrics (port 0) only
-// when the test scrapes them (stopping the exporter takes civetweb up to ~2 s).
+// when the test scrapes them.
 ServerOptions TestServerOptions(bool metrics = false);
 
 // Seeded random token ids in [0, vocab).
