@@ -1,0 +1,9 @@
+# Further CUDA sources of sparsefill_kernels_cuda (included from kernels/CMakeLists.txt).
+target_sources(sparsefill_kernels_cuda PRIVATE
+  # Index building (pattern estimation) for the sparse mainloop: plan/run, then one file per
+  # kernel family.
+  ${CMAKE_CURRENT_LIST_DIR}/index_builder.cu
+  ${CMAKE_CURRENT_LIST_DIR}/index_vs_score.cu
+  ${CMAKE_CURRENT_LIST_DIR}/index_topk.cu
+  ${CMAKE_CURRENT_LIST_DIR}/index_bs.cu
+)
