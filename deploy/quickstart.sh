@@ -24,7 +24,7 @@ step "installing dependencies"
 tests/install_deps.sh
 
 step "building sparsefill-server and sparsefill"
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target sparsefill-server sparsefill
 
 step "starting sparsefill-server (embedded model, CPU backend)"

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include "server/logger.h"
 #include "server/prefill_server.h"
 #include "worker/backend_factory.h"
+#include "worker/cuda_backend.h"
 #include "worker/embedded_model.h"
 #include "worker/model.h"
 
@@ -39,7 +41,7 @@ ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC listen address (port 0 pic
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9400",
           "Prometheus /metrics listen address; empty disables the exporter");
 ABSL_FLAG(std::string, backend, "auto",
-          "compute backend: auto (CUDA when available, else CPU) or cpu");
+          "compute backend: auto (CUDA when a GPU is present, else CPU), cpu or cuda");
 ABSL_FLAG(int64_t, max_prompt_tokens, 32768, "longest prompt accepted, in tokens");
 ABSL_FLAG(int32_t, max_queued_requests, 16,
           "admitted requests that may wait for a worker; one more gets RESOURCE_EXHAUSTED at once");
@@ -101,28 +103,40 @@ int Main(int argc, char** argv, const sigset_t& stop_signals) {
     return 2;
   }
 
-  absl::StatusOr<std::unique_ptr<worker::Backend>> backend =
-      worker::MakeBackend(absl::GetFlag(FLAGS_backend));
-  if (!backend.ok()) {
-    std::fprintf(stderr, "sparsefill-server: --backend: %s\n",
-                 std::string(backend.status().message()).c_str());
-    return 1;
-  }
+  // One model per GPU (each worker owns a device), or one shared CPU model.
+  const std::string backend_name = absl::GetFlag(FLAGS_backend);
+  const bool use_cuda =
+      backend_name == "cuda" || (backend_name == "auto" && worker::CudaDeviceAvailable());
+  const int model_copies = use_cuda ? std::max(1, worker::CudaDeviceCount()) : 1;
   worker::ModelLoadOptions load;
   load.model_dir = absl::GetFlag(FLAGS_model);
   load.pattern_config_path = absl::GetFlag(FLAGS_pattern_config);
-  log.Info("", absl::StrCat("loading ",
-                            load.model_dir.empty() ? worker::kEmbeddedModelName : load.model_dir));
-  absl::StatusOr<std::unique_ptr<worker::Model>> model =
-      worker::Model::Load(load, *std::move(backend));
-  if (!model.ok()) {
-    std::fprintf(stderr, "sparsefill-server: cannot load the model: %s\n",
-                 std::string(model.status().message()).c_str());
-    return 1;
+  std::vector<std::shared_ptr<const worker::Model>> models;
+  for (int device = 0; device < model_copies; ++device) {
+    absl::StatusOr<std::unique_ptr<worker::Backend>> backend =
+        use_cuda ? worker::MakeCudaBackend(worker::CudaBackendOptions{device})
+                 : worker::MakeBackend(backend_name);
+    if (!backend.ok()) {
+      std::fprintf(stderr, "sparsefill-server: --backend %s: %s\n", backend_name.c_str(),
+                   std::string(backend.status().message()).c_str());
+      return 1;
+    }
+    log.Info("", absl::StrCat("loading ",
+                              load.model_dir.empty() ? worker::kEmbeddedModelName : load.model_dir,
+                              " on ", (*backend)->name(), use_cuda ? absl::StrCat(" ", device) : ""));
+    absl::StatusOr<std::unique_ptr<worker::Model>> model =
+        worker::Model::Load(load, *std::move(backend));
+    if (!model.ok()) {
+      std::fprintf(stderr, "sparsefill-server: cannot load the model: %s\n",
+                   std::string(model.status().message()).c_str());
+      return 1;
+    }
+    models.push_back(*std::move(model));
   }
 
   absl::StatusOr<std::unique_ptr<PrefillServer>> server =
-      PrefillServer::Start(std::shared_ptr<const worker::Model>(*std::move(model)), options);
+      use_cuda ? PrefillServer::Start(std::move(models), options)
+               : PrefillServer::Start(models.front(), options);
   if (!server.ok()) {
     std::fprintf(stderr, "sparsefill-server: %s\n", std::string(server.status().message()).c_str());
     return 1;

@@ -126,15 +126,16 @@ void PrefillCall::RunOnWorker(int worker) {
   metrics.worker_busy(worker).Increment();
 
   std::unique_ptr<v1::PrefillResponse> result;
-  const absl::Status status = RunPrefill(&result);
+  const auto& models = env_->worker_models;
+  const absl::Status status = RunPrefill(*models[static_cast<size_t>(worker) % models.size()], &result);
 
   metrics.worker_busy(worker).Decrement();
   CompleteFromWorker(status, std::move(result));
   Unref();  // the job's reference; nothing below may touch this object
 }
 
-absl::Status PrefillCall::RunPrefill(std::unique_ptr<v1::PrefillResponse>* result) {
-  const worker::Model& model = *env_->model;
+absl::Status PrefillCall::RunPrefill(const worker::Model& model,
+                                     std::unique_ptr<v1::PrefillResponse>* result) {
   const v1::PrefillRequest& request = *request_;
   const Clock::time_point start = Clock::now();
 

@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -45,7 +46,9 @@ namespace sparsefill::server {
 
 // What every call shares; owned by the server and outliving every call.
 struct CallEnvironment {
-  std::shared_ptr<const worker::Model> model;
+  std::shared_ptr<const worker::Model> model;  // limits and ModelInfo come from this one
+  // What worker i prefills on: one model per GPU, or the same model for every CPU worker.
+  std::vector<std::shared_ptr<const worker::Model>> worker_models;
   RequestLimits limits;
   int64_t max_buffered_bytes_per_call = int64_t{8} << 20;
   WorkerPool* pool = nullptr;
@@ -89,7 +92,7 @@ class PrefillCall final : public grpc::ServerWriteReactor<v1::PrefillResponse> {
 
   // The job, on a worker thread.
   void RunOnWorker(int worker);
-  absl::Status RunPrefill(std::unique_ptr<v1::PrefillResponse>* result);
+  absl::Status RunPrefill(const worker::Model& model, std::unique_ptr<v1::PrefillResponse>* result);
   std::unique_ptr<v1::PrefillResponse> MakeProgress(int layers_done) const;
   // Queues a message for the client, blocking while the call's buffer is over its bound; returns
   // Cancelled once the call is cancelled.

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -43,6 +44,10 @@ class PrefillServer {
   // Builds and starts the server around a loaded model (shared with the workers).
   static absl::StatusOr<std::unique_ptr<PrefillServer>> Start(
       std::shared_ptr<const worker::Model> model, const ServerOptions& options);
+  // One model per GPU: worker i prefills on models[i] (options.num_workers is models.size()).
+  // All must be the same model (same config and patterns), each on its own device.
+  static absl::StatusOr<std::unique_ptr<PrefillServer>> Start(
+      std::vector<std::shared_ptr<const worker::Model>> models, ServerOptions options);
   virtual ~PrefillServer() = default;
 
   // The bound gRPC port, and the metrics port (0 when disabled).

@@ -13,7 +13,7 @@ JOBS=${JOBS:-$(nproc)}
 tests/install_deps.sh
 
 start=$(date +%s)
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_WERROR=ON
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_WERROR=ON -DSPARSEFILL_BUILD_TESTS=ON
 cmake --build "$BUILD_DIR" -j "$JOBS"
 echo "run_all: build took $(( $(date +%s) - start )) s"
 

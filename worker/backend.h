@@ -15,7 +15,9 @@
 #include "kernels/ops/rope_ref.h"
 #include "kernels/scalar_type.h"
 #include "worker/kv_sink.h"
+#include "worker/model_config.h"
 #include "worker/pattern_config.h"
+#include "worker/prefill.h"
 #include "worker/safetensors.h"
 
 namespace sparsefill::worker {
@@ -47,7 +49,8 @@ class BackendBuffer {
   Tensor2D view_;
 };
 
-// What the attention op did, for metrics and the result message.
+// What the attention op did, for metrics and the result message. An asynchronous backend fills
+// it by the time FinishPrefill returns.
 struct AttentionStats {
   int64_t computed_pairs = 0;     // (query head, query, key) triples computed
   int64_t dense_pairs = 0;        // the same for dense causal attention
@@ -61,13 +64,35 @@ class Backend {
   virtual absl::string_view name() const = 0;
   // The dtype of activations, KV and the buffers Allocate returns.
   virtual kernels::ScalarType activation_dtype() const = 0;
-  // Rows of the token-chunked ops (linear layers, MLP) per call.
-  virtual int64_t chunk_tokens() const = 0;
+  // Whether several prefills may run on this backend at once (else Model serialises them).
+  virtual bool concurrent_prefills() const { return true; }
+  // Whether the K and V of consecutive layers need separate buffers: an asynchronous export still
+  // reads layer l's while layer l + 1 is computed.
+  virtual bool double_buffer_kv() const { return false; }
+
+  // Starts a prefill of `tokens` (with `patterns`, null for dense) and returns the rows per call
+  // of the token-chunked ops (linear layers, MLP): OutOfRange, with the numbers, when the prompt
+  // cannot fit, before any work.
+  virtual absl::StatusOr<int64_t> BeginPrefill(const ModelConfig& config, int64_t tokens,
+                                               const PatternConfig* patterns) = 0;
+  // Ends the prefill begun last, also after an error: waits for outstanding device work and KV
+  // exports, completes the AttentionStats given to Attention, and for an asynchronous backend
+  // replaces the host-measured stage times in out->stages with device-measured ones and sets
+  // out->peak_device_bytes. Returns the first error an asynchronous KV export hit (e.g. the
+  // sink's Cancelled).
+  virtual absl::Status FinishPrefill(PrefillOutput* out) = 0;
 
   virtual absl::StatusOr<std::unique_ptr<BackendBuffer>> Allocate(int64_t rows, int64_t cols) = 0;
   // Copies a checkpoint tensor into backend memory as a [rows, cols] matrix (1-D tensors are one
   // row), converted to the backend's weight format.
   virtual absl::StatusOr<std::unique_ptr<BackendBuffer>> UploadWeight(const TensorView& tensor) = 0;
+  // A [rows, cols] weight of deterministic pseudo-random normal values (mean, stddev) from `seed`
+  // (random-weights models for benchmarks; values differ between backends).
+  virtual absl::StatusOr<std::unique_ptr<BackendBuffer>> CreateRandomWeight(int64_t rows,
+                                                                           int64_t cols,
+                                                                           float mean,
+                                                                           float stddev,
+                                                                           uint64_t seed) = 0;
 
   // out[t] = table[ids[t]]; ids are already validated against the vocabulary.
   virtual absl::Status Embed(std::span<const int32_t> ids, const Tensor2D& table, Tensor2D out) = 0;
@@ -82,12 +107,15 @@ class Backend {
   virtual absl::Status SwiGlu(const Tensor2D& gate, const Tensor2D& up, Tensor2D out) = 0;
   virtual absl::Status AddInPlace(Tensor2D acc, const Tensor2D& x) = 0;
   // Causal attention of all prompt tokens, each query head with its pattern (patterns.size() ==
-  // q_heads); the backend estimates sparse patterns and builds their indices itself.
+  // q_heads); the backend estimates sparse patterns and builds their indices itself. `out` may be
+  // `q` itself (each query row is read before its output row is written).
   virtual absl::Status Attention(const Tensor2D& q, const Tensor2D& k, const Tensor2D& v,
                                  const kernels::AttentionShape& shape,
                                  std::span<const HeadPattern> patterns, Tensor2D out,
                                  AttentionStats* stats) = 0;
-  // Hands this layer's K and V ([tokens, kv_heads * head_dim]) to the sink, in host memory.
+  // Hands this layer's K and V ([tokens, kv_heads * head_dim]) to the sink, in host memory, in
+  // layer order. An asynchronous backend copies them off the device while the next layer
+  // computes; the buffers must then stay untouched until the next-but-one layer.
   virtual absl::Status ExportKv(int layer, const Tensor2D& k, const Tensor2D& v, int kv_heads,
                                 int head_dim, KvSink& sink) = 0;
   // Copies a view to host float32.

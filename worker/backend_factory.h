@@ -1,5 +1,5 @@
-// Picks a backend by name: "cpu", or "auto" (CUDA when built with it and a GPU is visible, else
-// CPU). "cuda" arrives with the CUDA backend.
+// Picks a backend by name: "cpu", "cuda" (GPU 0; Unavailable without CUDA or a GPU), or "auto"
+// (CUDA when built with it and a GPU is visible, else CPU).
 #pragma once
 
 #include <memory>

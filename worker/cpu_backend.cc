@@ -1,5 +1,6 @@
 #include "worker/cpu_backend.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <vector>
@@ -14,6 +15,8 @@
 #include "kernels/ops/residual_ref.h"
 #include "kernels/ops/rmsnorm_ref.h"
 #include "kernels/ops/swiglu_ref.h"
+#include "kernels/ops/numeric.h"
+#include "worker/seeded_random.h"
 #include "worker/weight_source.h"
 
 namespace sparsefill::worker {
@@ -48,7 +51,13 @@ class CpuBackend : public Backend {
 
   absl::string_view name() const override { return "cpu"; }
   ScalarType activation_dtype() const override { return ScalarType::kFloat32; }
-  int64_t chunk_tokens() const override { return options_.chunk_tokens; }
+
+  absl::StatusOr<int64_t> BeginPrefill(const ModelConfig&, int64_t tokens,
+                                       const PatternConfig*) override {
+    return std::max<int64_t>(1, std::min(tokens, options_.chunk_tokens));
+  }
+  // Synchronous: everything is done when each op returns, and the host timings are the truth.
+  absl::Status FinishPrefill(PrefillOutput*) override { return absl::OkStatus(); }
 
   absl::StatusOr<std::unique_ptr<BackendBuffer>> Allocate(int64_t rows, int64_t cols) override {
     return std::make_unique<CpuBuffer>(rows, cols);
@@ -60,6 +69,18 @@ class CpuBackend : public Backend {
     const int64_t rows = tensor.shape.size() == 2 ? tensor.shape[0] : 1;
     const int64_t cols = tensor.shape.empty() ? 1 : tensor.shape.back();
     return std::make_unique<CpuBuffer>(*std::move(data), rows, cols);
+  }
+
+  absl::StatusOr<std::unique_ptr<BackendBuffer>> CreateRandomWeight(int64_t rows, int64_t cols,
+                                                                   float mean, float stddev,
+                                                                   uint64_t seed) override {
+    std::vector<float> data(static_cast<size_t>(rows * cols));
+    SeededRandom rng(seed);
+    // Rounded through bf16 like a checkpoint's weights, so the CPU model matches bf16 storage.
+    for (float& x : data) {
+      x = kernels::Bf16ToFloat(kernels::FloatToBf16(static_cast<float>(mean + stddev * rng.Normal())));
+    }
+    return std::make_unique<CpuBuffer>(std::move(data), rows, cols);
   }
 
   absl::Status Embed(std::span<const int32_t> ids, const Tensor2D& table, Tensor2D out) override {

@@ -6,34 +6,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/ops/numeric.h"
+#include "worker/seeded_random.h"
 
 namespace sparsefill::worker {
 namespace {
 
-// SplitMix64: tiny, fast, and the same sequence everywhere.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in (0, 1), 53 bits.
-  double Uniform() { return (static_cast<double>(Next() >> 11) + 0.5) * 0x1.0p-53; }
-  // Standard normal by Box-Muller; std::log/cos are correctly rounded enough that bf16 storage
-  // hides any libm differences.
-  double Normal() {
-    const double u1 = Uniform(), u2 = Uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.141592653589793 * u2);
-  }
-
- private:
-  uint64_t state_;
-};
-
-void AddTensor(InMemoryWeights& w, SplitMix64& rng, const std::string& name,
+void AddTensor(InMemoryWeights& w, SeededRandom& rng, const std::string& name,
                std::vector<int64_t> shape, double mean, double stddev) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -73,7 +51,7 @@ ModelConfig EmbeddedModelConfig() {
 std::unique_ptr<InMemoryWeights> MakeSeededRandomWeights(const ModelConfig& c, uint64_t seed) {
   auto w =
       std::make_unique<InMemoryWeights>(absl::StrCat("seeded random weights (seed ", seed, ")"));
-  SplitMix64 rng(seed);
+  SeededRandom rng(seed);
   const int64_t H = c.hidden_size;
   constexpr double kStd = 0.06, kNormStd = 0.05;
   AddTensor(*w, rng, "model.embed_tokens.weight", {c.vocab_size, H}, 0.0, kStd);

@@ -23,9 +23,10 @@ struct LayerKv {
 class KvSink {
  public:
   virtual ~KvSink() = default;
-  // Called once per layer, in layer order, from the prefill's thread. May block (that is the
-  // backpressure of a slow consumer). A non-OK status stops the prefill at this layer boundary
-  // and becomes the prefill's result (e.g. Cancelled when the client went away).
+  // Called once per layer, in layer order, from one thread at a time: the prefill's thread (CPU
+  // backend) or the backend's export thread (CUDA backend, while the next layer computes). May
+  // block (that is the backpressure of a slow consumer). A non-OK status stops the prefill at a
+  // layer boundary and becomes the prefill's result (e.g. Cancelled when the client went away).
   virtual absl::Status OnLayerKv(const LayerKv& kv) = 0;
 };
 

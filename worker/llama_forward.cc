@@ -15,19 +15,10 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-absl::StatusOr<std::unique_ptr<BackendBuffer>> Alloc(Backend& backend, int64_t rows, int64_t cols) {
-  return backend.Allocate(rows, cols);
-}
-
-}  // namespace
-
-absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
-                                              const LlamaWeights& w,
-                                              std::span<const int32_t> tokens,
-                                              const PrefillOptions& options) {
-  const int64_t T = static_cast<int64_t>(tokens.size());
-  if (T == 0) return absl::InvalidArgumentError("prompt is empty");
-  for (int64_t t = 0; t < T; ++t) {
+absl::Status ValidatePrompt(const ModelConfig& c, std::span<const int32_t> tokens,
+                            const PrefillOptions& options) {
+  if (tokens.empty()) return absl::InvalidArgumentError("prompt is empty");
+  for (size_t t = 0; t < tokens.size(); ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.vocab_size) {
       return absl::InvalidArgumentError(absl::StrCat("token id ", tokens[t], " at position ", t,
                                                      " is outside the vocabulary [0, ",
@@ -38,24 +29,43 @@ absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
                                       options.patterns->num_heads() != c.num_heads)) {
     return absl::InvalidArgumentError("pattern config does not match the model's layers and heads");
   }
-  const auto start = Clock::now();
-  PrefillOutput out;
-  PrefillStageSeconds& times = out.stages;
+  return absl::OkStatus();
+}
+
+// A prefill's device buffers. They outlive FinishPrefill: an asynchronous export may still be
+// reading K and V when the last layer returns.
+struct Activations {
+  std::unique_ptr<BackendBuffer> hidden, q, k[2], v[2], normed, projected, gate, up, logits;
+};
+
+// The layers and the logits, once BeginPrefill has said how many tokens a chunk holds.
+absl::Status RunLayers(Backend& be, const ModelConfig& c, const LlamaWeights& w,
+                       std::span<const int32_t> tokens, const PrefillOptions& options,
+                       int64_t chunk, Activations& a, std::vector<AttentionStats>* stats,
+                       PrefillOutput* out) {
+  const int64_t T = static_cast<int64_t>(tokens.size());
   const int64_t H = c.hidden_size;
-  const int64_t chunk = std::max<int64_t>(1, std::min(T, be.chunk_tokens()));
+  PrefillStageSeconds& times = out->stages;
   const bool sparse = options.patterns != nullptr && T >= options.patterns->min_sparse_tokens();
   const std::vector<HeadPattern> all_dense(c.num_heads, HeadPattern::Dense());
 
-  // Whole-prompt activations; per-chunk scratch for the token-chunked ops.
-  SF_ASSIGN_OR_RETURN(auto hidden, Alloc(be, T, H));
-  SF_ASSIGN_OR_RETURN(auto q, Alloc(be, T, c.q_dim()));
-  SF_ASSIGN_OR_RETURN(auto k, Alloc(be, T, c.kv_dim()));
-  SF_ASSIGN_OR_RETURN(auto v, Alloc(be, T, c.kv_dim()));
-  SF_ASSIGN_OR_RETURN(auto attn, Alloc(be, T, c.q_dim()));
-  SF_ASSIGN_OR_RETURN(auto normed, Alloc(be, chunk, H));
-  SF_ASSIGN_OR_RETURN(auto projected, Alloc(be, chunk, H));
-  SF_ASSIGN_OR_RETURN(auto gate, Alloc(be, chunk, c.intermediate_size));
-  SF_ASSIGN_OR_RETURN(auto up, Alloc(be, chunk, c.intermediate_size));
+  // Whole-prompt activations. The attention output overwrites Q; K and V alternate between two
+  // buffers when the backend exports them asynchronously.
+  SF_ASSIGN_OR_RETURN(a.hidden, be.Allocate(T, H));
+  SF_ASSIGN_OR_RETURN(a.q, be.Allocate(T, c.q_dim()));
+  const int kv_sets = be.double_buffer_kv() ? 2 : 1;
+  for (int i = 0; i < kv_sets; ++i) {
+    SF_ASSIGN_OR_RETURN(a.k[i], be.Allocate(T, c.kv_dim()));
+    SF_ASSIGN_OR_RETURN(a.v[i], be.Allocate(T, c.kv_dim()));
+  }
+  // Per-chunk scratch for the token-chunked ops.
+  SF_ASSIGN_OR_RETURN(a.normed, be.Allocate(chunk, H));
+  SF_ASSIGN_OR_RETURN(a.projected, be.Allocate(chunk, H));
+  SF_ASSIGN_OR_RETURN(a.gate, be.Allocate(chunk, c.intermediate_size));
+  SF_ASSIGN_OR_RETURN(a.up, be.Allocate(chunk, c.intermediate_size));
+  SF_ASSIGN_OR_RETURN(a.logits, be.Allocate(1, c.vocab_size));
+  BackendBuffer *hidden = a.hidden.get(), *q = a.q.get(), *normed = a.normed.get(),
+                *projected = a.projected.get(), *gate = a.gate.get(), *up = a.up.get();
 
   auto t0 = Clock::now();
   SF_RETURN_IF_ERROR(be.Embed(tokens, w.embed_tokens->view(), hidden->view()));
@@ -73,34 +83,32 @@ absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
       return absl::CancelledError(absl::StrCat("prefill stopped before layer ", l));
     }
     const LlamaLayerWeights& lw = w.layers[l];
+    const Tensor2D k = a.k[l % kv_sets]->view();
+    const Tensor2D v = a.v[l % kv_sets]->view();
 
     // Attention inputs, chunk by chunk: x = RMSNorm(h); q, k, v = x Wq, x Wk, x Wv; RoPE(q, k).
     t0 = Clock::now();
     for (int64_t b = 0; b < T; b += chunk) {
       const int64_t e = std::min(T, b + chunk);
       const Tensor2D x = normed->view().Rows(0, e - b);
-      SF_RETURN_IF_ERROR(
-          be.RmsNorm(hidden->view().Rows(b, e), lw.input_norm->view(), c.rms_norm_eps, x));
+      SF_RETURN_IF_ERROR(be.RmsNorm(hidden->view().Rows(b, e), lw.input_norm->view(), c.rms_norm_eps, x));
       SF_RETURN_IF_ERROR(be.Linear(x, lw.wq->view(), q->view().Rows(b, e)));
-      SF_RETURN_IF_ERROR(be.Linear(x, lw.wk->view(), k->view().Rows(b, e)));
-      SF_RETURN_IF_ERROR(be.Linear(x, lw.wv->view(), v->view().Rows(b, e)));
+      SF_RETURN_IF_ERROR(be.Linear(x, lw.wk->view(), k.Rows(b, e)));
+      SF_RETURN_IF_ERROR(be.Linear(x, lw.wv->view(), v.Rows(b, e)));
       SF_RETURN_IF_ERROR(be.ApplyRope(q->view().Rows(b, e), c.num_heads, c.head_dim, c.rope, b));
-      SF_RETURN_IF_ERROR(be.ApplyRope(k->view().Rows(b, e), c.num_kv_heads, c.head_dim, c.rope, b));
+      SF_RETURN_IF_ERROR(be.ApplyRope(k.Rows(b, e), c.num_kv_heads, c.head_dim, c.rope, b));
     }
     times.linear += SecondsSince(t0);
 
-    // Attention over the whole prompt, each head with its pattern.
+    // Attention over the whole prompt, each head with its pattern, written over Q.
     t0 = Clock::now();
-    AttentionStats stats;
     const std::vector<HeadPattern>& patterns = sparse ? options.patterns->layer(l) : all_dense;
-    SF_RETURN_IF_ERROR(
-        be.Attention(q->view(), k->view(), v->view(), shape, patterns, attn->view(), &stats));
+    AttentionStats& layer_stats = (*stats)[l];
+    SF_RETURN_IF_ERROR(be.Attention(q->view(), k, v, shape, patterns, q->view(), &layer_stats));
     const double attention_seconds = SecondsSince(t0);
-    times.estimation += stats.estimation_seconds;
-    times.attention += attention_seconds - stats.estimation_seconds;
-    out.attention_density.push_back(
-        stats.dense_pairs > 0 ? static_cast<double>(stats.computed_pairs) / stats.dense_pairs
-                              : 1.0);
+    times.estimation += layer_stats.estimation_seconds;
+    times.attention += attention_seconds - layer_stats.estimation_seconds;
+    const Tensor2D attn = q->view();
 
     // Output projection and MLP, chunk by chunk:
     //   h += attn Wo;  h += Wdown(silu(RMSNorm(h) Wgate) * (RMSNorm(h) Wup)).
@@ -112,7 +120,7 @@ absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
       const Tensor2D x = normed->view().Rows(0, e - b);
       const Tensor2D g = gate->view().Rows(0, e - b);
       const Tensor2D u = up->view().Rows(0, e - b);
-      SF_RETURN_IF_ERROR(be.Linear(attn->view().Rows(b, e), lw.wo->view(), proj));
+      SF_RETURN_IF_ERROR(be.Linear(attn.Rows(b, e), lw.wo->view(), proj));
       SF_RETURN_IF_ERROR(be.AddInPlace(h, proj));
       SF_RETURN_IF_ERROR(be.RmsNorm(h, lw.post_attention_norm->view(), c.rms_norm_eps, x));
       SF_RETURN_IF_ERROR(be.Linear(x, lw.w_gate->view(), g));
@@ -125,8 +133,7 @@ absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
 
     if (options.kv_sink != nullptr) {
       t0 = Clock::now();
-      SF_RETURN_IF_ERROR(
-          be.ExportKv(l, k->view(), v->view(), c.num_kv_heads, c.head_dim, *options.kv_sink));
+      SF_RETURN_IF_ERROR(be.ExportKv(l, k, v, c.num_kv_heads, c.head_dim, *options.kv_sink));
       times.kv_export += SecondsSince(t0);
     }
     if (options.on_layer_done) options.on_layer_done(l + 1, c.num_layers);
@@ -137,14 +144,41 @@ absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c,
   const Tensor2D last = hidden->view().Rows(T - 1, T);
   const Tensor2D x = normed->view().Rows(0, 1);
   SF_RETURN_IF_ERROR(be.RmsNorm(last, w.final_norm->view(), c.rms_norm_eps, x));
-  SF_ASSIGN_OR_RETURN(auto logits, Alloc(be, 1, c.vocab_size));
-  SF_RETURN_IF_ERROR(be.Linear(x, w.output_projection().view(), logits->view()));
-  out.logits_last.resize(c.vocab_size);
-  SF_RETURN_IF_ERROR(be.CopyToHost(logits->view(), out.logits_last.data()));
+  SF_RETURN_IF_ERROR(be.Linear(x, w.output_projection().view(), a.logits->view()));
+  out->logits_last.resize(c.vocab_size);
+  SF_RETURN_IF_ERROR(be.CopyToHost(a.logits->view(), out->logits_last.data()));
+  times.lm_head = SecondsSince(t0);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<PrefillOutput> RunLlamaPrefill(Backend& be, const ModelConfig& c, const LlamaWeights& w,
+                                              std::span<const int32_t> tokens,
+                                              const PrefillOptions& options) {
+  SF_RETURN_IF_ERROR(ValidatePrompt(c, tokens, options));
+  const auto start = Clock::now();
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  const PatternConfig* patterns =
+      options.patterns != nullptr && T >= options.patterns->min_sparse_tokens() ? options.patterns : nullptr;
+  SF_ASSIGN_OR_RETURN(const int64_t chunk, be.BeginPrefill(c, T, patterns));
+  PrefillOutput out;
+  std::vector<AttentionStats> stats(c.num_layers);
+  Activations activations;
+  const absl::Status run =
+      RunLayers(be, c, w, tokens, options, std::max<int64_t>(1, chunk), activations, &stats, &out);
+  // Always finish: an asynchronous backend drains its exports and queues here.
+  const absl::Status finish = be.FinishPrefill(&out);
+  SF_RETURN_IF_ERROR(run);
+  SF_RETURN_IF_ERROR(finish);
+
+  for (const AttentionStats& s : stats) {
+    out.attention_density.push_back(
+        s.dense_pairs > 0 ? static_cast<double>(s.computed_pairs) / static_cast<double>(s.dense_pairs) : 1.0);
+  }
   const auto best = std::max_element(out.logits_last.begin(), out.logits_last.end());
   out.first_token = static_cast<int32_t>(best - out.logits_last.begin());
   out.first_token_logit = *best;
-  times.lm_head = SecondsSince(t0);
   out.compute_seconds = SecondsSince(start);
   return out;
 }

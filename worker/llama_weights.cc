@@ -59,4 +59,33 @@ absl::StatusOr<LlamaWeights> LoadLlamaWeights(const ModelConfig& c, const Weight
   return w;
 }
 
+absl::StatusOr<LlamaWeights> MakeRandomLlamaWeights(const ModelConfig& c, uint64_t seed,
+                                                    Backend& backend) {
+  LlamaWeights w;
+  uint64_t tensor = 0;  // each tensor draws from its own stream of the seed
+  auto make = [&](int64_t rows, int64_t cols, float mean, float stddev) {
+    return backend.CreateRandomWeight(rows, cols, mean, stddev, seed * 1000003 + ++tensor);
+  };
+  constexpr float kStd = 0.02f, kNormStd = 0.05f;
+  const int64_t H = c.hidden_size;
+  SF_ASSIGN_OR_RETURN(w.embed_tokens, make(c.vocab_size, H, 0.0f, kStd));
+  for (int l = 0; l < c.num_layers; ++l) {
+    LlamaLayerWeights& lw = w.layers.emplace_back();
+    SF_ASSIGN_OR_RETURN(lw.input_norm, make(1, H, 1.0f, kNormStd));
+    SF_ASSIGN_OR_RETURN(lw.wq, make(c.q_dim(), H, 0.0f, kStd));
+    SF_ASSIGN_OR_RETURN(lw.wk, make(c.kv_dim(), H, 0.0f, kStd));
+    SF_ASSIGN_OR_RETURN(lw.wv, make(c.kv_dim(), H, 0.0f, kStd));
+    SF_ASSIGN_OR_RETURN(lw.wo, make(H, c.q_dim(), 0.0f, kStd));
+    SF_ASSIGN_OR_RETURN(lw.post_attention_norm, make(1, H, 1.0f, kNormStd));
+    SF_ASSIGN_OR_RETURN(lw.w_gate, make(c.intermediate_size, H, 0.0f, kStd));
+    SF_ASSIGN_OR_RETURN(lw.w_up, make(c.intermediate_size, H, 0.0f, kStd));
+    SF_ASSIGN_OR_RETURN(lw.w_down, make(H, c.intermediate_size, 0.0f, kStd));
+  }
+  SF_ASSIGN_OR_RETURN(w.final_norm, make(1, H, 1.0f, kNormStd));
+  if (!c.tie_word_embeddings) {
+    SF_ASSIGN_OR_RETURN(w.lm_head, make(c.vocab_size, H, 0.0f, kStd));
+  }
+  return w;
+}
+
 }  // namespace sparsefill::worker

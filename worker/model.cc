@@ -2,10 +2,12 @@
 
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "worker/checkpoint.h"
 #include "worker/embedded_model.h"
 #include "worker/llama_forward.h"
+#include "worker/named_models.h"
 #include "worker/status_macros.h"
 
 namespace sparsefill::worker {
@@ -16,7 +18,14 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const ModelLoadOptions& optio
   std::unique_ptr<Model> model(new Model());
   model->backend_ = std::move(backend);
   std::string pattern_path = options.pattern_config_path;
-  if (options.model_dir.empty()) {
+  if (absl::StartsWith(options.model_dir, kRandomModelPrefix)) {
+    const absl::string_view shape =
+        absl::string_view(options.model_dir).substr(sizeof(kRandomModelPrefix) - 1);
+    SF_ASSIGN_OR_RETURN(model->config_, NamedModelConfig(shape));
+    SF_ASSIGN_OR_RETURN(model->weights_,
+                        MakeRandomLlamaWeights(model->config_, options.random_seed, *model->backend_));
+    model->name_ = options.model_dir;
+  } else if (options.model_dir.empty()) {
     model->name_ = kEmbeddedModelName;
     model->config_ = EmbeddedModelConfig();
     const auto weights = MakeSeededRandomWeights(model->config_, kEmbeddedModelSeed);
@@ -51,6 +60,10 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const ModelLoadOptions& optio
 
 absl::StatusOr<PrefillOutput> Model::Prefill(std::span<const int32_t> tokens,
                                              const PrefillOptions& options) const {
+  if (backend_->concurrent_prefills()) {
+    return RunLlamaPrefill(*backend_, config_, weights_, tokens, options);
+  }
+  std::lock_guard<std::mutex> lock(exclusive_);
   return RunLlamaPrefill(*backend_, config_, weights_, tokens, options);
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 
@@ -18,11 +19,13 @@
 namespace sparsefill::worker {
 
 struct ModelLoadOptions {
-  // A Hugging Face checkpoint folder; empty loads the embedded model.
+  // A Hugging Face checkpoint folder; empty loads the embedded model; "random:<shape>" (e.g.
+  // "random:llama3-8b", see named_models.h) a seeded random-weights model of that shape.
   std::string model_dir;
   // The model's sparse pattern config; empty uses <model_dir>/sparsefill_patterns.json when it
   // exists, else every head vertical_slash (1000, 6096), MInference's default.
   std::string pattern_config_path;
+  uint64_t random_seed = 1;  // for "random:<shape>"
 };
 
 class Model {
@@ -44,6 +47,8 @@ class Model {
   std::string name_;
   ModelConfig config_;
   std::unique_ptr<Backend> backend_;
+  // Held during a prefill when the backend runs one at a time (backend_->concurrent_prefills()).
+  mutable std::mutex exclusive_;
   LlamaWeights weights_;
   PatternConfig sparse_patterns_;
 };

@@ -39,6 +39,7 @@ struct PrefillOutput {
   std::vector<double> attention_density;
   double compute_seconds = 0;
   PrefillStageSeconds stages;
+  int64_t peak_device_bytes = 0;  // GPU backends: the prefill's peak device memory, weights included
 };
 
 }  // namespace sparsefill::worker

@@ -24,7 +24,8 @@ const std::vector<FlagSpec>& RunFlags() {
        "prompt: safetensors with an int32 input_ids tensor, or whitespace-separated ids", ""},
       {"save-kv", "OUT", "write layer.{i}.k/v, logits_last and first_token as float32 safetensors",
        ""},
-      {"backend", "NAME", "compute backend: auto, cpu", "auto"},
+      {"backend", "NAME", "compute backend: auto (CUDA when a GPU is present, else CPU), cpu, cuda",
+       "auto"},
       {"attention", "MODE",
        "dense, sparse (the model's pattern config) or a pattern-config JSON file", "dense"},
       {"pattern-config", "FILE", "the model's sparse pattern config (used by --attention sparse)",
@@ -124,6 +125,9 @@ int RunCommand(const std::vector<std::string>& args) {
   std::printf("stages     linear %.3f s, attention %.3f s, estimation %.3f s, kv export %.3f s\n",
               out->stages.linear, out->stages.attention, out->stages.estimation,
               out->stages.kv_export);
+  if (out->peak_device_bytes > 0) {
+    std::printf("memory     peak %.2f GiB on the device\n", out->peak_device_bytes / double(1 << 30));
+  }
   std::printf("first      token %d (logit %.4f)\n", out->first_token, out->first_token_logit);
   if (kv_file != nullptr) {
     std::printf("saved      %s (%.1f MiB)\n", flags->Get("save-kv").c_str(),

@@ -1,0 +1,22 @@
+// Named model shapes for seeded random-weights models ("random:<name>" as a model path): real
+// architectures at full size without a download, for benchmarks.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "worker/model_config.h"
+
+namespace sparsefill::worker {
+
+inline constexpr char kRandomModelPrefix[] = "random:";
+
+// The config of a named shape: "llama3-8b" (Llama-3-8B: 32 layers, hidden 4096, 32/8 heads of
+// 128, SwiGLU 14336, vocab 128256, llama3 RoPE), "llama3-tiny" (the same family, 2 layers of
+// hidden 256, for tests). NotFound lists the names.
+absl::StatusOr<ModelConfig> NamedModelConfig(absl::string_view name);
+std::vector<std::string> NamedModelNames();
+
+}  // namespace sparsefill::worker
