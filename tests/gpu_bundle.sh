@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the GPU test and benchmark binaries on this (GPU-less) machine and gathers them, with
+# the shared libraries they need that a GPU box lacks, into .carry/gpu/ for the device tool:
+#   tests/gpu_bundle.sh            then run `tests/run_gpu_tests.sh` there with carry [".carry"].
+# nvcc builds for sm_90a here; the box supplies the driver and cudart.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build-gpu}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_WERROR=ON \
+  -DSPARSEFILL_BUILD_RPC=OFF -DSPARSEFILL_BUILD_CUDA=ON >/dev/null
+# Every GPU test binary, plus the benchmark.
+gpu_bins=$( (grep -hos 'sparsefill_add_test(\S*' tests/kernels/gpu/CMakeLists.txt tests/worker/gpu/CMakeLists.txt || true) | sed 's/sparsefill_add_test(//' | sort -u)
+extra=""
+for t in attention_bench prefill_bench; do
+  grep -rqs "add_executable($t" tests/bench/CMakeLists.txt && extra="$extra $t"
+done
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target $gpu_bins $extra
+rm -rf .carry/gpu && mkdir -p .carry/gpu/bin .carry/gpu/lib
+for b in $gpu_bins; do cp "$BUILD_DIR/tests/$b" .carry/gpu/bin/; done
+for b in $extra; do cp "$BUILD_DIR/bin/$b" .carry/gpu/bin/; done
+# Shared libraries the box does not have (Abseil, for binaries that link the worker): copy the
+# non-system, non-CUDA closure.
+for b in .carry/gpu/bin/*; do
+  ldd "$b" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libpthread|libdl|librt|libgcc_s|libstdc\+\+|ld-linux)[.-]|/libcuda|/libcudart|/libcublas|/libnccl' || true
+done | sort -u | while read -r lib; do cp -L "$lib" .carry/gpu/lib/; done
+du -sh .carry/gpu
+echo "gpu_bundle: $(ls .carry/gpu/bin | wc -l) binaries: $(ls .carry/gpu/bin | tr '\n' ' ')"
