@@ -46,7 +46,7 @@ TF_REPEATS=${BENCH_TF_REPEATS:-3}
 EXTRA_ARGS=${BENCH_ARGS:-}
 TF_EXTRA_ARGS=${BENCH_TF_ARGS:-}
 export PYTHONUNBUFFERED=1
-PATTERNS=tests/bench/configs/llama3-8b-vs-mix.json
+PATTERNS=${BENCH_PATTERNS:-tests/bench/configs/llama3-8b-vs-mix.json}
 
 # 32K -> 32768, 1M -> 1048576 (the rows carry plain integers).
 expand_tokens() {
@@ -116,7 +116,7 @@ nvidia-smi --format=csv \
 free -g 2>/dev/null | head -n 2 || true
 
 # The pattern config must be the mix it claims to be.
-"$PYTHON" "$script_dir/configs/make_vs_mix.py" --check "$PATTERNS" ||
+[ -n "${BENCH_PATTERNS:-}" ] || "$PYTHON" "$script_dir/configs/make_vs_mix.py" --check "$PATTERNS" ||
   echo "run_prefill_bench: WARNING: $PATTERNS is not the documented mix (see make_vs_mix.py)"
 
 # run_step NAME LIMIT_S OUT_JSONL BENCH_NAME MODE TOKENS -- COMMAND...

@@ -37,9 +37,10 @@ KvExporter::~KvExporter() {
 }
 
 absl::Status KvExporter::Begin(int64_t bytes_per_tensor) {
-  SF_RETURN_IF_ERROR(Finish());  // nothing of an earlier prefill may linger
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    // Nothing of an earlier prefill may linger; its error was reported by its own Finish.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return in_flight_ == 0; });
     error_ = absl::OkStatus();
   }
   last_slot_ = -1;

@@ -87,9 +87,11 @@ TEST(CudaBackend, GoldenModelWithinTwicePyTorchBf16Error) {
 
 // CUDA (bf16) against the CPU backend (float32) on the same model and prompt: dense and each
 // sparse pattern. The embedded model (head_dim 64: the GPU pattern estimation needs 64 or 128)
-// has the same seeded weights on both. The sparse selections are estimated independently on each
-// backend from their own Q/K, so near-ties may pick differently: the tolerance is the bf16 one,
-// plus the densities must agree closely.
+// has the same seeded weights on both. Dense must agree to bf16 accuracy. A sparse pattern is
+// estimated independently on each backend from its own Q/K; on random weights the scores are
+// full of near-ties, so the two may keep different keys. What must hold: the same density, and
+// the CUDA sparse result as close to the CPU's as the sparsification itself moves the output
+// (sparse vs dense on the CPU), i.e. the GPU approximation is as good as the reference's.
 TEST(CudaBackend, MatchesCpuBackendForDenseAndEachPattern) {
   SF_SKIP_WITHOUT_GPU();
   auto gpu = Load("", true);
@@ -98,34 +100,40 @@ TEST(CudaBackend, MatchesCpuBackendForDenseAndEachPattern) {
   std::vector<int32_t> tokens(2048);
   for (int i = 0; i < 2048; ++i) tokens[i] = (i * 7919 + 13) % 8192;
   const int layers = gpu->config().num_layers, heads = gpu->config().num_heads;
-  struct Case {
-    const char* name;
-    const PatternConfig* patterns;
+  struct Run {
+    std::vector<float> logits, last_k;
+    std::vector<double> density;
   };
+  auto run = [&](Model& model, const PatternConfig* patterns) {
+    testing::KvCollector kv;
+    PrefillOptions options;
+    options.patterns = patterns;
+    options.kv_sink = &kv;
+    auto out = model.Prefill(tokens, options);
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? Run{out->logits_last, kv.k.back(), out->attention_density} : Run{};
+  };
+  const Run gpu_dense = run(*gpu, nullptr), cpu_dense = run(*cpu, nullptr);
+  const double dense_logits = testing::RelativeError(gpu_dense.logits, cpu_dense.logits);
+  const double dense_k = testing::RelativeError(gpu_dense.last_k, cpu_dense.last_k);
+  std::printf("dense: CUDA vs CPU logits rel err %.4g, last K %.4g\n", dense_logits, dense_k);
+  EXPECT_LE(dense_logits, 0.03);
+  EXPECT_LE(dense_k, 0.03);
+
   const PatternConfig a_shape = PatternConfig::Uniform(layers, heads, HeadPattern::AShape(64, 256));
   const PatternConfig vs = PatternConfig::Uniform(layers, heads, HeadPattern::VerticalSlash(100, 300));
   const PatternConfig bs = PatternConfig::Uniform(layers, heads, HeadPattern::BlockSparse(6));
-  for (const Case& c : {Case{"dense", nullptr}, Case{"a_shape", &a_shape}, Case{"vertical_slash", &vs},
-                        Case{"block_sparse", &bs}}) {
-    testing::KvCollector gpu_kv, cpu_kv;
-    PrefillOptions go, co;
-    go.patterns = co.patterns = c.patterns;
-    go.kv_sink = &gpu_kv;
-    co.kv_sink = &cpu_kv;
-    auto g = gpu->Prefill(tokens, go);
-    auto r = cpu->Prefill(tokens, co);
-    ASSERT_TRUE(g.ok() && r.ok()) << c.name << ": " << g.status() << " / " << r.status();
-    const double logits_err = testing::RelativeError(g->logits_last, r->logits_last);
-    const double k_err = testing::RelativeError(gpu_kv.k[layers - 1], cpu_kv.k[layers - 1]);
-    std::printf("%s: CUDA vs CPU logits rel err %.4g, last K %.4g, density %.4f vs %.4f\n", c.name,
-                logits_err, k_err, g->attention_density[1], r->attention_density[1]);
-    EXPECT_LE(logits_err, 0.03) << c.name;
-    EXPECT_LE(k_err, 0.03) << c.name;
+  for (const auto& [name, patterns] : {std::pair{"a_shape", &a_shape}, std::pair{"vertical_slash", &vs},
+                                       std::pair{"block_sparse", &bs}}) {
+    const Run g = run(*gpu, patterns), c = run(*cpu, patterns);
+    const double cross = testing::RelativeError(g.logits, c.logits);
+    const double sparsification = testing::RelativeError(c.logits, cpu_dense.logits);
+    std::printf("%s: CUDA vs CPU logits %.4g; CPU sparse vs dense %.4g; density %.4f vs %.4f\n",
+                name, cross, sparsification, g.density[1], c.density[1]);
+    EXPECT_LE(cross, sparsification + dense_logits + 0.03) << name;
     for (int l = 0; l < layers; ++l) {
-      EXPECT_NEAR(g->attention_density[l], r->attention_density[l], 0.02) << c.name << " layer " << l;
-    }
-    if (c.patterns != nullptr) {
-      EXPECT_LT(g->attention_density[0], 0.5) << c.name;
+      EXPECT_NEAR(g.density[l], c.density[l], 0.02) << name << " layer " << l;
+      EXPECT_LT(g.density[l], 0.5) << name << " layer " << l;
     }
   }
 }
