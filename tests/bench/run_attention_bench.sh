@@ -75,13 +75,15 @@ start=$(date +%s)
 remaining() { echo $(( BUDGET_S - ($(date +%s) - start) )); }
 
 # What was measured, where and when.
-commit=$(git -C "$repo" rev-parse HEAD 2>/dev/null || true)
-if [ -n "$commit" ]; then
+# SPARSEFILL_COMMIT wins: a GPU box gets a copy of the tree whose .git may be partial, where
+# `git rev-parse HEAD` can print "HEAD" itself.
+commit=${SPARSEFILL_COMMIT:-$(git -C "$repo" rev-parse --verify -q HEAD 2>/dev/null || true)}
+if [ -n "$commit" ] && [ -z "${SPARSEFILL_COMMIT:-}" ]; then
   if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
     commit="$commit (with uncommitted changes)"
   fi
-else
-  commit=${SPARSEFILL_COMMIT:-unknown}
+elif [ -z "$commit" ]; then
+  commit=unknown
 fi
 gpu_line=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
 card=$(echo "$gpu_line" | cut -d, -f1 | sed 's/^ *//; s/ *$//')
