@@ -12,7 +12,7 @@ export SPARSEFILL_TEST_DATA_DIR="$PWD/tests/data"  # the binaries were built in 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 
 summary=()
-for t in .carry/gpu/bin/*_test; do
+for t in ${TESTS:-.carry/gpu/bin/*_test}; do
   name=$(basename "$t")
   start=$(date +%s%N)
   timeout "${TEST_TIMEOUT:-300}" "$t" --gtest_color=no >"$OUT/current.log" 2>&1
@@ -28,11 +28,17 @@ for t in .carry/gpu/bin/*_test; do
 done
 rm -f "$OUT/current.log"
 
-if [ "${1:-}" = "--bench" ] && [ -x tests/bench/run_attention_bench.sh ]; then
-  SPARSEFILL_BIN_DIR=.carry/gpu/bin tests/bench/run_attention_bench.sh "$OUT" >"$OUT/bench.log" 2>&1
-  echo "bench rc=$?"
-  tail -40 "$OUT/bench.log"
-fi
+# --bench: the attention benchmark; --prefill-bench: the end-to-end prefill benchmark.
+for arg in "$@"; do
+  case "$arg" in
+    --bench) script=tests/bench/run_attention_bench.sh ;;
+    --prefill-bench) script=tests/bench/run_prefill_bench.sh ;;
+    *) continue ;;
+  esac
+  SPARSEFILL_BIN_DIR=.carry/gpu/bin "$script" build "$OUT" >>"$OUT/bench.log" 2>&1
+  echo "$script rc=$?"
+  tail -45 "$OUT/bench.log"
+done
 
 echo "== summary"
 printf '%s\n' "${summary[@]}"
