@@ -24,8 +24,9 @@ import argparse
 import datetime
 import json
 import os
-import re
 import sys
+
+from bench_common import write_results, parse_tokens, fmt_tokens, sanitize  # noqa: E402
 
 OURS = "sparsefill_prefill"
 MODE_ORDER = ["dense", "sparse"]  # after the transformers rows
@@ -38,21 +39,6 @@ SPARSE_1M_MAX_S, SPARSE_1M_GOAL_S = 60.0, 40.0
 SPEEDUP_1M_MIN = 8.0
 SPEEDUP_128K_MIN = 2.0
 DENSE_VS_TF_32K_MAX = 1.15
-
-
-def parse_tokens(text):
-    out = []
-    for item in str(text).split(","):
-        item = item.strip()
-        if not item:
-            continue
-        mult = 1
-        if item[-1] in "kK":
-            mult, item = 1024, item[:-1]
-        elif item[-1] in "mM":
-            mult, item = 1024 * 1024, item[:-1]
-        out.append(int(item) * mult)
-    return out
 
 
 def read_rows(path):
@@ -95,14 +81,6 @@ def has_total(row):
 
 def num(v):
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-def fmt_tokens(t):
-    if t % (1024 * 1024) == 0:
-        return f"{t // (1024 * 1024)}M"
-    if t % 1024 == 0:
-        return f"{t // 1024}K"
-    return str(t)
 
 
 def fmt_s(v):
@@ -297,10 +275,6 @@ def targets(rows):
     return out
 
 
-def sanitize(text):
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "unknown"
-
-
 def fill_missing(args):
     """Appends a row (mode --mode) for each length of --tokens at which FILE has no row of
     bench --bench (whatever its mode: the baseline's mode names its SDPA backend)."""
@@ -427,16 +401,7 @@ def main():
     print(text)
 
     if args.out_dir:
-        os.makedirs(args.out_dir, exist_ok=True)
-        stem = f"prefill-{date}-{sanitize(card)}"
-        md_path = os.path.join(args.out_dir, stem + ".md")
-        json_path = os.path.join(args.out_dir, stem + ".jsonl")
-        with open(md_path, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        with open(json_path, "w", encoding="utf-8") as f:
-            for key in sorted(rows, key=sort_key):
-                f.write(json.dumps(rows[key]) + "\n")
-        print(f"format_prefill: wrote {md_path} and {json_path}", file=sys.stderr)
+        write_results(args.out_dir, f"prefill-{date}-{sanitize(card)}", text, (rows[key] for key in sorted(rows, key=sort_key)), "format_prefill")
     return 0
 
 

@@ -14,9 +14,9 @@ Writes attention-<date>-<card>.md and the merged rows as attention-<date>-<card>
 import argparse
 import datetime
 import json
-import os
-import re
 import sys
+
+from bench_common import write_results, fmt_tokens, sanitize  # noqa: E402
 
 # Display order of patterns within one token count; unknown patterns follow, sorted.
 ORDER = ["sdpa_cudnn", "sdpa_flash", "dense", "vs_band_v1000_s6096", "vs_band_v100_s800",
@@ -84,14 +84,6 @@ def cudnn_reference(rows):
         base = max(below) if below else min(measured)
         ref[t] = (measured[base] * (t / base) ** 2, base)
     return ref, measured
-
-
-def fmt_tokens(t):
-    if t % (1024 * 1024) == 0:
-        return f"{t // (1024 * 1024)}M"
-    if t % 1024 == 0:
-        return f"{t // 1024}K"
-    return str(t)
 
 
 def fmt_ms(ms):
@@ -195,10 +187,6 @@ def targets(rows, ref):
     return lines if len(lines) > 2 else []
 
 
-def sanitize(text):
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "unknown"
-
-
 def main():
     ap = argparse.ArgumentParser(description="Merge benchmark JSON rows into a markdown table.")
     ap.add_argument("inputs", nargs="+", help="JSON-lines files of rows")
@@ -259,16 +247,7 @@ def main():
     print(text)
 
     if args.out_dir:
-        os.makedirs(args.out_dir, exist_ok=True)
-        stem = f"attention-{date}-{sanitize(card)}"
-        md_path = os.path.join(args.out_dir, stem + ".md")
-        json_path = os.path.join(args.out_dir, stem + ".jsonl")
-        with open(md_path, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        with open(json_path, "w", encoding="utf-8") as f:
-            for r in sorted(rows, key=sort_key):
-                f.write(json.dumps(r) + "\n")
-        print(f"format_results: wrote {md_path} and {json_path}", file=sys.stderr)
+        write_results(args.out_dir, f"attention-{date}-{sanitize(card)}", text, sorted(rows, key=sort_key), "format_results")
     return 0
 
 

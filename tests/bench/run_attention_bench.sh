@@ -75,30 +75,9 @@ start=$(date +%s)
 remaining() { echo $(( BUDGET_S - ($(date +%s) - start) )); }
 
 # What was measured, where and when.
-# SPARSEFILL_COMMIT wins: a GPU box gets a copy of the tree whose .git may be partial, where
-# `git rev-parse HEAD` can print "HEAD" itself.
-commit=${SPARSEFILL_COMMIT:-$(git -C "$repo" rev-parse --verify -q HEAD 2>/dev/null || true)}
-if [ -n "$commit" ] && [ -z "${SPARSEFILL_COMMIT:-}" ]; then
-  if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    commit="$commit (with uncommitted changes)"
-  fi
-elif [ -z "$commit" ]; then
-  commit=unknown
-fi
-gpu_line=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
-card=$(echo "$gpu_line" | cut -d, -f1 | sed 's/^ *//; s/ *$//')
-driver=$(echo "$gpu_line" | cut -d, -f2 | sed 's/^ *//; s/ *$//')
-if [ -z "$card" ]; then
-  card=$("$PYTHON" -c 'import torch; print(torch.cuda.get_device_name())' 2>/dev/null || echo "")
-fi
-date_day=$(date -u +%Y-%m-%d)
-date_time=$(date -u '+%Y-%m-%d %H:%M UTC')
-echo "== attention benchmark: ${card:-unknown card}, driver ${driver:-?}, $date_time"
-echo "== commit $commit"
-echo "== command: $command_line"
-nvidia-smi --format=csv \
-  --query-gpu=name,temperature.gpu,clocks.sm,clocks.max.sm,power.draw,memory.used,memory.total \
-  2>/dev/null || true
+# shellcheck source=tests/bench/bench_env.sh
+. "$script_dir/bench_env.sh"
+print_bench_header attention
 
 # 1. The workload generators, checked on the CPU.
 "$BENCH" --self-check || echo "run_attention_bench: WARNING: workload self-check failed"

@@ -23,20 +23,7 @@ import sys
 import time
 import warnings
 
-
-def parse_tokens(text):
-    out = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        mult = 1
-        if item[-1] in "kK":
-            mult, item = 1024, item[:-1]
-        elif item[-1] in "mM":
-            mult, item = 1024 * 1024, item[:-1]
-        out.append(int(item) * mult)
-    return out
+from bench_common import parse_tokens, first_line  # noqa: E402
 
 
 def main():
@@ -166,11 +153,6 @@ def main():
         del q, k, v
         torch.cuda.empty_cache()
     return 0
-
-
-def first_line(e):
-    text = str(e).strip().splitlines()
-    return text[0] if text else repr(e)
 
 
 def try_call(torch, fn):

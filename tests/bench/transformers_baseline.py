@@ -33,9 +33,10 @@ import argparse
 import gc
 import json
 import math
-import statistics
 import sys
 import time
+
+from bench_common import parse_tokens, fmt_tokens, first_line  # noqa: E402
 
 MODE_PREFIX = "transformers_sdpa_"
 LLAMA3_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
@@ -49,34 +50,6 @@ LLAMA3_TINY = dict(LLAMA3_8B, vocab_size=1024, hidden_size=256, intermediate_siz
                    bos_token_id=1, eos_token_id=2)
 ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
         "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
-
-
-def parse_tokens(text):
-    out = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        mult = 1
-        if item[-1] in "kK":
-            mult, item = 1024, item[:-1]
-        elif item[-1] in "mM":
-            mult, item = 1024 * 1024, item[:-1]
-        out.append(int(item) * mult)
-    return out
-
-
-def fmt_tokens(t):
-    if t % (1024 * 1024) == 0:
-        return f"{t // (1024 * 1024)}M"
-    if t % 1024 == 0:
-        return f"{t // 1024}K"
-    return str(t)
-
-
-def first_line(e):
-    text = str(e).strip().splitlines()
-    return text[0] if text else repr(e)
 
 
 def llama3_inv_freq(head_dim):
