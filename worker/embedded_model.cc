@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/ops/numeric.h"
+#include "worker/named_models.h"
 #include "worker/seeded_random.h"
 
 namespace sparsefill::worker {
@@ -27,25 +28,8 @@ void AddTensor(InMemoryWeights& w, SeededRandom& rng, const std::string& name,
 }  // namespace
 
 ModelConfig EmbeddedModelConfig() {
-  ModelConfig c;
-  c.model_type = "llama";
-  c.vocab_size = 8192;
-  c.hidden_size = 512;
-  c.intermediate_size = 1536;
-  c.num_layers = 4;
-  c.num_heads = 8;
-  c.num_kv_heads = 2;
-  c.head_dim = 64;
-  c.rms_norm_eps = 1e-5f;
-  c.tie_word_embeddings = false;
-  c.max_position_embeddings = 131072;
-  c.rope.type = kernels::RopeSpec::Type::kLlama3;
-  c.rope.theta = 500000.0f;
-  c.rope.factor = 8.0f;
-  c.rope.low_freq_factor = 1.0f;
-  c.rope.high_freq_factor = 4.0f;
-  c.rope.original_max_position_embeddings = 8192;
-  return c;
+  return Llama3FamilyConfig(/*layers=*/4, /*hidden=*/512, /*heads=*/8, /*kv_heads=*/2,
+                            /*intermediate=*/1536, /*vocab=*/8192);
 }
 
 std::unique_ptr<InMemoryWeights> MakeSeededRandomWeights(const ModelConfig& c, uint64_t seed) {

@@ -4,10 +4,8 @@
 #include "absl/strings/str_join.h"
 
 namespace sparsefill::worker {
-namespace {
-
-ModelConfig Llama3(int layers, int64_t hidden, int heads, int kv_heads, int64_t intermediate,
-                   int64_t vocab) {
+ModelConfig Llama3FamilyConfig(int layers, int64_t hidden, int heads, int kv_heads,
+                               int64_t intermediate, int64_t vocab) {
   ModelConfig c;
   c.model_type = "llama";
   c.vocab_size = vocab;
@@ -28,11 +26,9 @@ ModelConfig Llama3(int layers, int64_t hidden, int heads, int kv_heads, int64_t 
   return c;
 }
 
-}  // namespace
-
 absl::StatusOr<ModelConfig> NamedModelConfig(absl::string_view name) {
-  if (name == "llama3-8b") return Llama3(32, 4096, 32, 8, 14336, 128256);
-  if (name == "llama3-tiny") return Llama3(2, 256, 4, 2, 512, 1024);
+  if (name == "llama3-8b") return Llama3FamilyConfig(32, 4096, 32, 8, 14336, 128256);
+  if (name == "llama3-tiny") return Llama3FamilyConfig(2, 256, 4, 2, 512, 1024);
   return absl::NotFoundError(absl::StrCat("no named model shape '", name, "' (known: ",
                                           absl::StrJoin(NamedModelNames(), ", "), ")"));
 }

@@ -19,4 +19,10 @@ inline constexpr char kRandomModelPrefix[] = "random:";
 absl::StatusOr<ModelConfig> NamedModelConfig(absl::string_view name);
 std::vector<std::string> NamedModelNames();
 
+// A Llama-3-family config of the given size: SwiGLU, RMSNorm eps 1e-5, llama3 RoPE (theta 5e5,
+// factor 8, low 1, high 4, original 8192 positions), 131072 positions, untied embeddings,
+// head_dim = hidden / heads.
+ModelConfig Llama3FamilyConfig(int layers, int64_t hidden, int heads, int kv_heads,
+                               int64_t intermediate, int64_t vocab);
+
 }  // namespace sparsefill::worker

@@ -1,7 +1,5 @@
-// Warp-level PTX the index builders are made of: cp.async into shared memory, ldmatrix, the bf16
-// m16n8k16 tensor-core MMA with fp32 accumulation, ex2, and the XOR swizzle of shared tiles.
-// (Same instructions as mma_sm80.cuh of the attention mainloop; kept in the index namespace so the
-// two families can evolve separately. Candidates to merge once both settle.)
+// Warp-level PTX the index builders add to mma_sm80.cuh (cp.async, ldmatrix and the bf16 MMA,
+// shared with the attention mainloop): ex2, and the XOR swizzle of their shared tiles.
 //
 // Fragment layouts of mma.m16n8k16 (lane = 4 * g + c):
 //   A 16x16 row-major: a0 (row g, k 2c..2c+1), a1 (row g+8), a2 (row g, k 8+2c..), a3 (row g+8, k 8+2c..)
@@ -13,43 +11,9 @@
 
 #include <cstdint>
 
+#include "kernels/attention/cuda/mma_sm80.cuh"
+
 namespace sparsefill::kernels::cuda::index {
-
-__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte global->shared copy; when !valid the destination is zero-filled and nothing is read.
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(smem)), "l"(gmem),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void CpAsyncCommit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-template <int kPending>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
-// Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i.
-__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], const void* smem_row) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(SmemAddr(smem_row))
-               : "memory");
-}
-
-// c += a * b, bf16 operands, fp32 accumulators.
-__device__ __forceinline__ void MmaBf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                        uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // 2^x on the SFU (relative error ~2^-22; ex2(-inf) = +0, subnormal results flush to 0).
 __device__ __forceinline__ float Ex2(float x) {

@@ -86,7 +86,7 @@ struct VsScoreConfig {
 };
 
 __device__ __forceinline__ uint8_t* AlignSmem(uint8_t* p) {
-  const uint32_t a = SmemAddr(p);
+  const uint32_t a = SharedAddress(p);
   return p + ((kSw128AtomBytes - (a & (kSw128AtomBytes - 1))) & (kSw128AtomBytes - 1));
 }
 

@@ -29,7 +29,7 @@ __device__ __forceinline__ uint32_t Sw128Offset(int row, int chunk, int rows) {
 // stride byte offset = 1024 >> 4 between 8-row groups (bits 32-45), base offset 0 (the blocks
 // are 1024-aligned and k offsets stay below 128 bytes), layout 1 = 128-byte swizzle (bits 62-63).
 __device__ __forceinline__ uint64_t Sw128Descriptor(const void* smem) {
-  const uint32_t addr = SmemAddr(smem);
+  const uint32_t addr = SharedAddress(smem);
   return static_cast<uint64_t>((addr & 0x3ffff) >> 4) | (uint64_t{1} << 16) |
          (static_cast<uint64_t>(kSw128AtomBytes >> 4) << 32) | (uint64_t{1} << 62);
 }

@@ -1,6 +1,7 @@
-// Thin wrappers over the warp-level PTX the attention mainloop is built from: cp.async copies
-// into shared memory, ldmatrix fragment loads, and the bf16 m16n8k16 tensor-core MMA with fp32
-// accumulation (sm_80 instructions, available on sm_90a).
+// Thin wrappers over the warp-level PTX the attention mainloop and the index builders are built
+// from: cp.async copies into shared memory, ldmatrix fragment loads, and the bf16 m16n8k16
+// tensor-core MMA with fp32 accumulation (sm_80 instructions, available on sm_90a). The
+// "memory" clobbers keep the compiler from moving shared-memory accesses across them.
 //
 // Fragment layouts of mma.m16n8k16 (lane = 4 * group + t):
 //   A 16x16 (row-major): a0 (row group, cols 2t..2t+1), a1 (row group+8, same cols),
@@ -24,15 +25,18 @@ __device__ __forceinline__ uint32_t SharedAddress(const void* p) {
 __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool valid) {
   const int src_bytes = valid ? 16 : 0;
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SharedAddress(smem)),
-               "l"(gmem), "r"(src_bytes));
+               "l"(gmem), "r"(src_bytes)
+               : "memory");
 }
 
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void CpAsyncCommit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
 
 // Waits until at most `kPending` committed groups are still in flight.
 template <int kPending>
 __device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
 // Four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i.
@@ -40,7 +44,11 @@ __device__ __forceinline__ void LdMatrixX4(uint32_t& r0, uint32_t& r1, uint32_t&
                                            const void* smem_row) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(SharedAddress(smem_row)));
+               : "r"(SharedAddress(smem_row))
+               : "memory");
+}
+__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], const void* smem_row) {
+  LdMatrixX4(r[0], r[1], r[2], r[3], smem_row);
 }
 
 // The same, each matrix transposed (rows of the stored matrix become columns of the fragment).
@@ -48,7 +56,8 @@ __device__ __forceinline__ void LdMatrixX4Trans(uint32_t& r0, uint32_t& r1, uint
                                                 uint32_t& r3, const void* smem_row) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(SharedAddress(smem_row)));
+               : "r"(SharedAddress(smem_row))
+               : "memory");
 }
 
 // c += a * b for one m16n8k16 tile, bf16 inputs, fp32 accumulators.
