@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/attention/cuda/attention_kernel.cuh"
+#include "kernels/attention/cuda/dense_sm90.h"
 
 namespace sparsefill::kernels::cuda {
 namespace {
@@ -72,23 +73,73 @@ cudaError_t CheckAttentionDims(const AttentionDims& dims) {
   return cudaSuccess;
 }
 
+// head_dim 64 and 128 run on the wgmma kernel (dense_sm90.h); head_dim 32, and any call it
+// does not cover (unaligned pointers, a driver without TMA descriptors), on the mma.sync kernel.
 cudaError_t DenseAttention(const AttentionDims& dims, const __nv_bfloat16* q,
                            const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out,
                            cudaStream_t stream) {
   if (const cudaError_t err = CheckAttentionDims(dims); err != cudaSuccess) return err;
+  if (DenseSm90Covers(dims, q, k, v, out)) {
+    const cudaError_t err = DenseAttentionSm90(dims, q, k, v, out, stream);
+    if (err != cudaErrorNotSupported) return err;
+  }
   return Dispatch(dims, MakeParams(dims, q, k, v, out), stream);
+}
+
+cudaError_t DenseAttentionSm80(const AttentionDims& dims, const __nv_bfloat16* q,
+                               const __nv_bfloat16* k, const __nv_bfloat16* v,
+                               __nv_bfloat16* out, cudaStream_t stream) {
+  if (const cudaError_t err = CheckAttentionDims(dims); err != cudaSuccess) return err;
+  return Dispatch(dims, MakeParams(dims, q, k, v, out), stream);
+}
+
+// The sparse mainloop's parameters, after checking the arguments.
+static cudaError_t MakeSparseParams(const AttentionDims& dims, const SparseIndexView& index,
+                                    const __nv_bfloat16* q, const __nv_bfloat16* k,
+                                    const __nv_bfloat16* v, __nv_bfloat16* out,
+                                    unsigned long long* computed_pairs, AttentionParams* params) {
+  if (const cudaError_t err = CheckAttentionDims(dims); err != cudaSuccess) return err;
+  if (index.heads == nullptr) return cudaErrorInvalidValue;
+  *params = MakeParams(dims, q, k, v, out);
+  params->sparse = true;
+  params->index = index;
+  params->computed_pairs = computed_pairs;
+  return cudaSuccess;
 }
 
 cudaError_t SparseAttention(const AttentionDims& dims, const SparseIndexView& index,
                             const __nv_bfloat16* q, const __nv_bfloat16* k,
                             const __nv_bfloat16* v, __nv_bfloat16* out,
                             unsigned long long* computed_pairs, cudaStream_t stream) {
-  if (const cudaError_t err = CheckAttentionDims(dims); err != cudaSuccess) return err;
-  if (index.heads == nullptr) return cudaErrorInvalidValue;
-  AttentionParams params = MakeParams(dims, q, k, v, out);
-  params.sparse = true;
-  params.index = index;
-  params.computed_pairs = computed_pairs;
+  AttentionParams params;
+  if (const cudaError_t err = MakeSparseParams(dims, index, q, k, v, out, computed_pairs, &params);
+      err != cudaSuccess) {
+    return err;
+  }
+  // Heads of kind kDense run on the wgmma kernel (its CTAs of other heads exit at once), the
+  // rest on the sparse mainloop (whose CTAs of dense heads then exit at once). Which heads are
+  // dense is known on the device only (the index may come from the GPU index builder).
+  if (DenseSm90Covers(dims, q, k, v, out)) {
+    const cudaError_t err =
+        DenseAttentionSm90(dims, q, k, v, out, stream, index.heads, computed_pairs);
+    if (err == cudaSuccess) {
+      params.skip_dense_heads = true;
+    } else if (err != cudaErrorNotSupported) {
+      return err;
+    }
+  }
+  return Dispatch(dims, params, stream);
+}
+
+cudaError_t SparseAttentionSm80(const AttentionDims& dims, const SparseIndexView& index,
+                                const __nv_bfloat16* q, const __nv_bfloat16* k,
+                                const __nv_bfloat16* v, __nv_bfloat16* out,
+                                unsigned long long* computed_pairs, cudaStream_t stream) {
+  AttentionParams params;
+  if (const cudaError_t err = MakeSparseParams(dims, index, q, k, v, out, computed_pairs, &params);
+      err != cudaSuccess) {
+    return err;
+  }
   return Dispatch(dims, params, stream);
 }
 

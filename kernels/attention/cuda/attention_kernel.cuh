@@ -1,5 +1,7 @@
 // The attention mainloop: one CTA computes 64 query rows of one query head over the key tiles
-// KeyTileCursor yields (dense causal, or a sparse pattern's work), FlashAttention-2 style:
+// KeyTileCursor yields (dense causal, or a sparse pattern's work), FlashAttention-2 style.
+// Dense attention at head_dim 64/128, and the dense heads of a sparse launch, run on the wgmma
+// kernel instead (dense_sm90_kernel.cuh); this one keeps head_dim 32 and the sparse tiles:
 // Q stays in registers, K/V tiles stream through two shared-memory stages with cp.async, scores
 // and the output accumulate in fp32 on bf16 tensor-core MMAs, the softmax is online.
 //
@@ -52,6 +54,9 @@ __global__ void __launch_bounds__(AttentionTileConfig<kHeadDim>::kThreads)
   const int32_t row_begin = block * Cfg::kBlockM;
   const int32_t row_end = min(row_begin + Cfg::kBlockM, p.tokens);
   const int kv_head = head / p.group_size;
+  // The dense heads of a sparse launch ran on the wgmma kernel (SparseAttention): nothing to do
+  // (uniform over the CTA, before any barrier).
+  if (p.skip_dense_heads && p.index.heads[head].kind == HeadKind::kDense) return;
 
   const __nv_bfloat16* q_rows = p.q + static_cast<int64_t>(row_begin) * p.q_row_stride +
                                 static_cast<int64_t>(head) * kHeadDim;

@@ -23,6 +23,7 @@ struct AttentionParams {
   float scale_log2;         // softmax scale * log2(e): scores are exponentiated with exp2
   int32_t query_blocks;     // ceil(tokens / 64)
   bool sparse;              // false: every head dense (index unused)
+  bool skip_dense_heads;    // sparse: heads of kind kDense run on the wgmma kernel; CTAs exit
   SparseIndexView index;    // device pointers, when sparse
   unsigned long long* computed_pairs;  // [q_heads] counters, or null
 };

@@ -1,5 +1,7 @@
 # Further CUDA sources of sparsefill_kernels_cuda (included from kernels/CMakeLists.txt).
 target_sources(sparsefill_kernels_cuda PRIVATE
+  # Dense causal attention on Hopper: TMA + wgmma, warp-specialised (head_dim 64 and 128).
+  ${CMAKE_CURRENT_LIST_DIR}/dense_sm90.cu
   # Index building (pattern estimation) for the sparse mainloop: plan/run, then one file per
   # kernel family.
   ${CMAKE_CURRENT_LIST_DIR}/index_builder.cu

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -15,6 +17,7 @@
 #include "kernels/attention/attention_ref.h"
 #include "kernels/attention/block_sparse_ref.h"
 #include "kernels/attention/cuda/attention.h"
+#include "kernels/attention/cuda/dense_sm90.h"
 #include "kernels/attention/cuda/index_builder.h"
 #include "kernels/attention/head_key_set.h"
 #include "kernels/ops/numeric.h"
@@ -134,14 +137,17 @@ GpuRun RunOnGpu(const Problem& p, const HostSparseIndex* index) {
   return run;
 }
 
-// Checks the kernel's output against the float32 reference under `allowed`.
-void ExpectClose(const Problem& p, const std::vector<float>& got,
-                 const std::function<bool(int, int64_t, int64_t)>& allowed, const std::string& what) {
+// Checks the kernel's output against the float32 reference under `allowed`; returns the
+// kernel's relative error and the naive bf16 computation's.
+std::pair<double, double> ExpectClose(const Problem& p, const std::vector<float>& got,
+                                      const std::function<bool(int, int64_t, int64_t)>& allowed,
+                                      const std::string& what) {
   std::vector<float> ref(p.q.size());
   MaskedAttentionRef(p.q.data(), p.k.data(), p.v.data(), p.shape, allowed, ref.data());
   const double err = RelativeError(got, ref);
   const double naive = RelativeError(NaiveBf16Attention(p, allowed), ref);
   EXPECT_LE(err, 2 * naive + 1e-4) << what << ": error " << err << ", naive bf16 error " << naive;
+  return {err, naive};
 }
 
 struct Case {
@@ -178,6 +184,94 @@ TEST(CudaAttention, DenseSlidingWindow) {
   const GpuRun run = RunOnGpu(p, nullptr);
   EXPECT_TRUE(run.all_written);
   ExpectClose(p, run.out, [](int, int64_t q, int64_t k) { return q - k < 70; }, "window 70");
+}
+
+// The dense wgmma kernel (head_dim 64/128; dense_sm90.h) called directly, at the edges of its
+// tiles: 128-row query blocks split into two 64-row consumer halves, 128-key tiles, the TMA's
+// zero fill past the prompt; GQA 1, 4 and 8; windows of 1 (the diagonal only), mid-tile, longer
+// than a tile and longer than the prompt. The output buffer has 128 poisoned rows past the
+// prompt that must stay untouched, and every element inside it must be written (NaN poison).
+struct DenseEdgeCase {
+  int64_t tokens;
+  int q_heads, kv_heads, head_dim;
+  int64_t window;
+};
+const DenseEdgeCase kDenseEdges[] = {
+    {1, 8, 8, 128, 0},    {1, 4, 1, 64, 0},     {63, 8, 2, 128, 0},    {64, 4, 4, 64, 0},
+    {65, 8, 1, 128, 0},   {127, 8, 8, 64, 0},   {128, 4, 1, 128, 0},   {129, 8, 2, 64, 0},
+    {255, 4, 4, 128, 0},  {257, 8, 1, 64, 0},   {1021, 4, 1, 128, 0},  {1021, 8, 8, 64, 0},
+    {2048, 8, 1, 128, 0}, {2048, 4, 4, 64, 0},  {257, 4, 4, 128, 1},   {700, 8, 2, 64, 129},
+    {1021, 8, 1, 128, 200}, {300, 4, 1, 128, 1000}};
+
+TEST(CudaAttention, DenseWgmmaKernelEdges) {
+  SF_SKIP_WITHOUT_GPU();
+  for (const DenseEdgeCase& c : kDenseEdges) {
+    const Case as_case{c.tokens, c.q_heads, c.kv_heads, c.head_dim};
+    const std::string name = Name(as_case) + " window " + std::to_string(c.window);
+    const Problem p = MakeProblem(c.tokens, c.q_heads, c.kv_heads, c.head_dim,
+                                  700 + c.tokens + c.window, c.window);
+    const int64_t row = static_cast<int64_t>(c.q_heads) * c.head_dim;
+    const int64_t guard_rows = 128;
+    DeviceBuffer<__nv_bfloat16> q(p.q.size()), k(p.k.size()), v(p.v.size()),
+        out((c.tokens + guard_rows) * row);
+    SF_CUDA_ASSERT(q.Upload(testing::ToBf16(p.q)));
+    SF_CUDA_ASSERT(k.Upload(testing::ToBf16(p.k)));
+    SF_CUDA_ASSERT(v.Upload(testing::ToBf16(p.v)));
+    SF_CUDA_ASSERT(out.Fill(0xff));  // NaN everywhere
+    const cuda::AttentionDims dims{c.tokens, c.q_heads, c.kv_heads, c.head_dim, c.window};
+    ASSERT_TRUE(cuda::DenseSm90Covers(dims, q.get(), k.get(), v.get(), out.get())) << name;
+    SF_CUDA_ASSERT(cuda::DenseAttentionSm90(dims, q.get(), k.get(), v.get(), out.get(), nullptr));
+    SF_CUDA_ASSERT(cudaDeviceSynchronize());
+    const std::vector<__nv_bfloat16> raw = out.Download();
+    std::vector<float> got(p.q.size());
+    int64_t unwritten = 0, overwritten_guard = 0;
+    for (int64_t i = 0; i < static_cast<int64_t>(raw.size()); ++i) {
+      uint16_t bits;
+      std::memcpy(&bits, &raw[i], sizeof bits);
+      if (i < static_cast<int64_t>(got.size())) {
+        got[i] = Bf16ToFloat(bits);
+        unwritten += !std::isfinite(got[i]);
+      } else {
+        overwritten_guard += bits != 0xffff;
+      }
+    }
+    EXPECT_EQ(unwritten, 0) << name << ": NaN or unwritten output";
+    EXPECT_EQ(overwritten_guard, 0) << name << ": wrote past the last token";
+    const int64_t window = c.window;
+    const auto [err, naive] = ExpectClose(
+        p, got, [window](int, int64_t qi, int64_t ki) { return window == 0 || qi - ki < window; },
+        name);
+    std::printf("wgmma dense %-32s rel err %.3e (naive bf16 %.3e)\n", name.c_str(), err, naive);
+  }
+}
+
+// With q = 0 every visible key gets the same score: the output is the running mean of V over
+// the visible keys. Checks O += P V, the row sums and the window bookkeeping apart from
+// S = Q K^T (a diagnostic companion of the test above; the inputs are otherwise random).
+TEST(CudaAttention, DenseWgmmaKernelUniformScores) {
+  SF_SKIP_WITHOUT_GPU();
+  for (const DenseEdgeCase& c : {DenseEdgeCase{300, 4, 1, 128, 0}, DenseEdgeCase{300, 4, 2, 64, 0},
+                                 DenseEdgeCase{300, 4, 1, 128, 100}}) {
+    const Case as_case{c.tokens, c.q_heads, c.kv_heads, c.head_dim};
+    const std::string name = Name(as_case) + " window " + std::to_string(c.window) + " q=0";
+    Problem p = MakeProblem(c.tokens, c.q_heads, c.kv_heads, c.head_dim, 31 + c.head_dim, c.window);
+    std::fill(p.q.begin(), p.q.end(), 0.0f);
+    DeviceBuffer<__nv_bfloat16> q(p.q.size()), k(p.k.size()), v(p.v.size()), out(p.q.size());
+    SF_CUDA_ASSERT(q.Upload(testing::ToBf16(p.q)));
+    SF_CUDA_ASSERT(k.Upload(testing::ToBf16(p.k)));
+    SF_CUDA_ASSERT(v.Upload(testing::ToBf16(p.v)));
+    SF_CUDA_ASSERT(out.Fill(0xff));
+    const cuda::AttentionDims dims{c.tokens, c.q_heads, c.kv_heads, c.head_dim, c.window};
+    SF_CUDA_ASSERT(cuda::DenseAttentionSm90(dims, q.get(), k.get(), v.get(), out.get(), nullptr));
+    SF_CUDA_ASSERT(cudaDeviceSynchronize());
+    const std::vector<float> got = testing::ToFloat(out.Download());
+    for (float x : got) ASSERT_TRUE(std::isfinite(x)) << name;
+    const int64_t window = c.window;
+    const auto [err, naive] = ExpectClose(
+        p, got, [window](int, int64_t qi, int64_t ki) { return window == 0 || qi - ki < window; },
+        name);
+    std::printf("wgmma dense %-32s rel err %.3e (naive bf16 %.3e)\n", name.c_str(), err, naive);
+  }
 }
 
 // Per-head key sets of every kind, estimated on the CPU from the problem's own q and k.
@@ -307,7 +401,8 @@ TEST(CudaAttention, RejectsBadDims) {
   EXPECT_EQ(cuda::CheckAttentionDims({10, 8, 2, 32, 0}), cudaSuccess);
 }
 
-// Not an assertion: a quick dense timing at 32K so the test log shows where the kernel stands.
+// Not an assertion: a quick dense timing at 32K so the test log shows where the kernels stand
+// (DenseAttention: the wgmma kernel at head_dim 128; and the mma.sync kernel it replaced).
 TEST(CudaAttention, DenseTimingAt32K) {
   SF_SKIP_WITHOUT_GPU();
   const int64_t T = 32768;
@@ -317,24 +412,85 @@ TEST(CudaAttention, DenseTimingAt32K) {
   SF_CUDA_ASSERT(k.Upload(testing::ToBf16(RandomVector(T * G * D, 2))));
   SF_CUDA_ASSERT(v.Upload(testing::ToBf16(RandomVector(T * G * D, 3))));
   const cuda::AttentionDims dims{T, H, G, D, 0};
+  using Kernel = cudaError_t (*)(const cuda::AttentionDims&, const __nv_bfloat16*,
+                                 const __nv_bfloat16*, const __nv_bfloat16*, __nv_bfloat16*,
+                                 cudaStream_t);
+  const std::pair<const char*, Kernel> kernels[] = {{"DenseAttention", &cuda::DenseAttention},
+                                                    {"mma.sync kernel", &cuda::DenseAttentionSm80}};
   cudaEvent_t start, stop;
   cudaEventCreate(&start);
   cudaEventCreate(&stop);
-  SF_CUDA_ASSERT(cuda::DenseAttention(dims, q.get(), k.get(), v.get(), out.get(), nullptr));
-  std::vector<float> ms;
-  for (int i = 0; i < 5; ++i) {
-    cudaEventRecord(start);
-    SF_CUDA_ASSERT(cuda::DenseAttention(dims, q.get(), k.get(), v.get(), out.get(), nullptr));
-    cudaEventRecord(stop);
-    SF_CUDA_ASSERT(cudaEventSynchronize(stop));
-    float t = 0;
-    cudaEventElapsedTime(&t, start, stop);
-    ms.push_back(t);
+  for (const auto& [label, kernel] : kernels) {
+    SF_CUDA_ASSERT(kernel(dims, q.get(), k.get(), v.get(), out.get(), nullptr));
+    std::vector<float> ms;
+    for (int i = 0; i < 5; ++i) {
+      cudaEventRecord(start);
+      SF_CUDA_ASSERT(kernel(dims, q.get(), k.get(), v.get(), out.get(), nullptr));
+      cudaEventRecord(stop);
+      SF_CUDA_ASSERT(cudaEventSynchronize(stop));
+      float t = 0;
+      cudaEventElapsedTime(&t, start, stop);
+      ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    const double flops = 4.0 * (T * (T + 1) / 2.0) * H * D;
+    std::printf("dense attention T=32768 H=32/8 D=128, %s: %.3f ms, %.1f TFLOP/s\n", label, ms[2],
+                flops / (ms[2] * 1e-3) / 1e12);
   }
-  std::sort(ms.begin(), ms.end());
-  const double flops = 4.0 * (T * (T + 1) / 2.0) * H * D;
-  std::printf("dense attention T=32768 H=32/8 D=128: %.3f ms, %.1f TFLOP/s\n", ms[2],
-              flops / (ms[2] * 1e-3) / 1e12);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+}
+
+// Not an assertion either: SparseAttention at 32K with its dense heads on the wgmma kernel
+// against every head on the mma.sync mainloop, for an index without dense heads (what the
+// extra launch costs: its CTAs exit at once) and with every 4th head dense (what it gains).
+TEST(CudaAttention, SparseTimingAt32K) {
+  SF_SKIP_WITHOUT_GPU();
+  const int64_t T = 32768;
+  const int H = 32, G = 8, D = 128;
+  DeviceBuffer<__nv_bfloat16> q(T * H * D), k(T * G * D), v(T * G * D), out(T * H * D);
+  SF_CUDA_ASSERT(q.Upload(testing::ToBf16(RandomVector(T * H * D, 4))));
+  SF_CUDA_ASSERT(k.Upload(testing::ToBf16(RandomVector(T * G * D, 5))));
+  SF_CUDA_ASSERT(v.Upload(testing::ToBf16(RandomVector(T * G * D, 6))));
+  const cuda::AttentionDims dims{T, H, G, D, 0};
+  using Kernel = cudaError_t (*)(const cuda::AttentionDims&, const SparseIndexView&,
+                                 const __nv_bfloat16*, const __nv_bfloat16*,
+                                 const __nv_bfloat16*, __nv_bfloat16*, unsigned long long*,
+                                 cudaStream_t);
+  const std::pair<const char*, Kernel> kernels[] = {
+      {"SparseAttention", &cuda::SparseAttention},
+      {"all heads mma.sync", &cuda::SparseAttentionSm80}};
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  for (int dense_every : {0, 4}) {
+    std::vector<HeadKeySet> sets;
+    for (int h = 0; h < H; ++h) {
+      sets.push_back(dense_every > 0 && h % dense_every == 0 ? HeadKeySet::Dense()
+                                                             : HeadKeySet::AShape(128, 3968));
+    }
+    const HostSparseIndex index = BuildHostSparseIndex(sets, T);
+    DeviceBuffer<HeadDescriptor> heads(index.heads.size());
+    SF_CUDA_ASSERT(heads.Upload(index.heads));
+    const SparseIndexView view{heads.get(), nullptr, nullptr, nullptr};
+    for (const auto& [label, kernel] : kernels) {
+      SF_CUDA_ASSERT(kernel(dims, view, q.get(), k.get(), v.get(), out.get(), nullptr, nullptr));
+      std::vector<float> ms;
+      for (int i = 0; i < 5; ++i) {
+        cudaEventRecord(start);
+        SF_CUDA_ASSERT(kernel(dims, view, q.get(), k.get(), v.get(), out.get(), nullptr, nullptr));
+        cudaEventRecord(stop);
+        SF_CUDA_ASSERT(cudaEventSynchronize(stop));
+        float t = 0;
+        cudaEventElapsedTime(&t, start, stop);
+        ms.push_back(t);
+      }
+      std::sort(ms.begin(), ms.end());
+      std::printf("sparse attention T=32768 H=32/8 D=128 A-shape(128, 3968), dense every %d: "
+                  "%s %.3f ms\n",
+                  dense_every, label, ms[2]);
+    }
+  }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
 }

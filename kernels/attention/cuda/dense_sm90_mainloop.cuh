@@ -1,0 +1,289 @@
+// Mainloop of the dense wgmma kernel (sm_90a), FlashAttention-3 style: a producer thread streams
+// Q once and K/V tiles through a two-stage ring with TMA; each consumer warpgroup computes
+// S = Q K^T (wgmma, A and B from shared memory), the online softmax in registers, and
+// O += P V (wgmma, P from registers, V read MN-major from the same tile TMA wrote).
+//
+// The consumer loop is skewed by one tile (FA3's intra-warpgroup overlap): iteration i issues
+// S_i = Q K_i^T and then O += P_{i-1} V_{i-1}, waits for S_i only, and runs the softmax of S_i
+// while the tensor cores still work on P_{i-1} V_{i-1}; then it waits for that, rescales O and
+// turns S_i into P_i. Registers per consumer thread: S 64 fp32, O head_dim / 2 fp32, P 32 bf16x2.
+//
+// Barriers (mbarriers in shared memory; tile i uses stage i % kStages, phase (i / kStages) & 1):
+//   q_full      the producer's TMA of Q landed                  (1 arrival + bytes)
+//   k_full[s]   K tile landed in stage s                        (1 arrival + bytes)
+//   k_empty[s]  every consumer warpgroup's S using stage s done (kConsumers arrivals)
+//   v_full[s], v_empty[s]: the same for V and O += P V.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "kernels/attention/cuda/dense_sm90_config.cuh"
+#include "kernels/attention/cuda/dense_sm90_params.cuh"
+#include "kernels/attention/cuda/dense_sm90_scheduler.cuh"
+#include "kernels/attention/cuda/index_ptx.cuh"
+#include "kernels/attention/cuda/index_wgmma.cuh"
+#include "kernels/attention/cuda/mma_sm80.cuh"
+#include "kernels/attention/cuda/wgmma_sm90.cuh"
+
+namespace sparsefill::kernels::cuda {
+
+// Shared-memory addresses (shared window, 1024-aligned base) of the tiles and barriers.
+template <class Cfg>
+struct DenseSm90Smem {
+  uint32_t base;
+  __device__ uint32_t q() const { return base + Cfg::kSmemQ; }  // [kColumnBlocks][kBlockM][64]
+  __device__ uint32_t k(int s) const {                           // [kColumnBlocks][kBlockN][64]
+    return base + Cfg::kSmemK + s * Cfg::kKVTileBytes;
+  }
+  __device__ uint32_t v(int s) const {  // [kColumnBlocks][kBlockN][64]
+    return base + Cfg::kSmemV + s * Cfg::kKVTileBytes;
+  }
+  __device__ uint32_t bar(int i) const { return base + Cfg::kSmemBarriers + 8 * i; }
+  __device__ uint32_t q_full() const { return bar(0); }
+  __device__ uint32_t k_full(int s) const { return bar(1 + s); }
+  __device__ uint32_t k_empty(int s) const { return bar(1 + Cfg::kStages + s); }
+  __device__ uint32_t v_full(int s) const { return bar(1 + 2 * Cfg::kStages + s); }
+  __device__ uint32_t v_empty(int s) const { return bar(1 + 3 * Cfg::kStages + s); }
+
+  // One thread, before the CTA barrier that publishes them.
+  __device__ void InitBarriers() const {
+    sm90::MbarInit(q_full(), 1);
+    for (int s = 0; s < Cfg::kStages; ++s) {
+      sm90::MbarInit(k_full(s), 1);
+      sm90::MbarInit(k_empty(s), Cfg::kConsumers);
+      sm90::MbarInit(v_full(s), 1);
+      sm90::MbarInit(v_empty(s), Cfg::kConsumers);
+    }
+    sm90::FenceBarrierInit();
+  }
+};
+
+// The producer: one thread. Order K_0, then (K_i, V_{i-1}) for i >= 1, then the last V, so
+// that K of the next tile is never queued behind V of the current one (S_i needs K_i first).
+template <class Cfg>
+__device__ void DenseProducer(const DenseSm90Params& p, const DenseSm90Smem<Cfg>& sm,
+                              const DenseWorkTile& w) {
+  sm90::MbarArriveExpectTx(sm.q_full(), Cfg::kQBytes);
+#pragma unroll
+  for (int b = 0; b < Cfg::kColumnBlocks; ++b) {
+    sm90::TmaLoad3d(sm.q() + b * Cfg::kQBlockBytes, &p.tma_q, sm.q_full(), b * 64, w.head,
+                    w.row_begin);
+  }
+  // Tile i of `map` into its stage, once the consumers released that stage's previous use.
+  auto load = [&](const CUtensorMap* map, uint32_t dst_stage0, uint32_t full0, uint32_t empty0,
+                  int i) {
+    const int s = i % Cfg::kStages;
+    const int use = i / Cfg::kStages;
+    if (use > 0) sm90::MbarWait(empty0 + 8 * s, (use - 1) & 1);
+    const uint32_t full = full0 + 8 * s;
+    sm90::MbarArriveExpectTx(full, Cfg::kKVTileBytes);
+    const int32_t key0 = (w.first_tile + i) * Cfg::kBlockN;
+#pragma unroll
+    for (int b = 0; b < Cfg::kColumnBlocks; ++b) {
+      sm90::TmaLoad3d(dst_stage0 + s * Cfg::kKVTileBytes + b * Cfg::kKVBlockBytes, map, full,
+                      b * 64, w.kv_head, key0);
+    }
+  };
+  for (int i = 0; i < w.tiles; ++i) {
+    load(&p.tma_k, sm.k(0), sm.k_full(0), sm.k_empty(0), i);
+    if (i > 0) load(&p.tma_v, sm.v(0), sm.v_full(0), sm.v_empty(0), i - 1);
+  }
+  load(&p.tma_v, sm.v(0), sm.v_full(0), sm.v_empty(0), w.tiles - 1);
+}
+
+// One consumer warpgroup (`wg` = 0 or 1: rows row_begin + 64 wg ..+ 63). Leaves the
+// unnormalised O and this thread's part of the row sums (rows 16 warp + lane / 4 + 8 h).
+template <class Cfg>
+__device__ void DenseConsumer(const DenseSm90Params& p, const DenseSm90Smem<Cfg>& sm,
+                              const DenseWorkTile& w, int wg, float (&o)[Cfg::kHeadDim / 2],
+                              float (&row_sum)[2]) {
+  constexpr int kHeadDim = Cfg::kHeadDim;
+  constexpr int kBlockN = Cfg::kBlockN;
+  constexpr int kStages = Cfg::kStages;
+  constexpr int kQKSteps = kHeadDim / 16;  // k16 steps of S = Q K^T
+  constexpr int kPVSteps = kBlockN / 16;   // k16 steps of O += P V
+  constexpr int kOTiles = kHeadDim / 8;    // 8-column groups of O per thread row pair
+  const float kNegInf = __int_as_float(0xff800000);
+
+  const int tid = threadIdx.x % 128;
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+  const bool signals = tid == 0;  // the thread that releases stages for its warpgroup
+  const int32_t wg_row0 = w.row_begin + 64 * wg;
+  const int32_t rows[2] = {wg_row0 + 16 * warp + lane / 4, wg_row0 + 16 * warp + lane / 4 + 8};
+  const float scale_log2 = p.scale_log2;
+
+  // A = this warpgroup's 64 rows of Q (K-major); k16 slice kk lies in column block kk / 4, at
+  // byte 32 (kk % 4) of each 128-byte row.
+  const uint64_t q_desc = sm90::KMajorDesc(sm.q() + wg * 64 * 128);
+
+#pragma unroll
+  for (int i = 0; i < kHeadDim / 2; ++i) o[i] = 0.0f;
+  float row_max[2] = {kNegInf, kNegInf};  // running max of the raw scores
+  row_sum[0] = row_sum[1] = 0.0f;         // this thread's part of the running sums
+  // S tile (64 rows x 128 keys over the warpgroup) and P (bf16 A fragments, one per k16 step);
+  // zeroed once so that the first iteration's register fences read defined values.
+  float s[64];
+  uint32_t pf[kPVSteps][4];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) s[i] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < kPVSteps; ++kk) pf[kk][0] = pf[kk][1] = pf[kk][2] = pf[kk][3] = 0u;
+
+  // O += P V_i for the tile in V stage `vs`: B = V, 16 keys (rows) per step, 2048 bytes apart.
+  // Its own wgmma.fence after the V barrier wait (one per GEMM, as FA3 issues them).
+  auto issue_pv = [&](int vs) {
+    const uint64_t v_desc = sm90::MnMajorDesc<Cfg::kKVBlockBytes>(sm.v(vs));
+    index::WgmmaFence();
+#pragma unroll
+    for (int kk = 0; kk < kPVSteps; ++kk) {
+      const uint64_t desc = v_desc + ((kk * 16 * 128) >> 4);
+      if constexpr (kHeadDim == 128) {
+        sm90::WgmmaRsM64N128K16TransB(o, pf[kk], desc, 1);
+      } else {
+        sm90::WgmmaRsM64N64K16TransB(o, pf[kk], desc, 1);
+      }
+    }
+  };
+
+  // S_i = Q K_i^T for the tile in K stage `ks`. The fences order the register writes before
+  // it (S read into P, O rescaled) ahead of the wgmma.fence and the wgmmas.
+  auto issue_s = [&](int ks) {
+    index::FenceOperands<0, 64>(s);
+    index::FenceOperands<0, kHeadDim / 2>(o);
+    sm90::FenceRegisters(pf);
+    index::WgmmaFence();
+    const uint64_t k_desc = sm90::KMajorDesc(sm.k(ks));
+#pragma unroll
+    for (int kk = 0; kk < kQKSteps; ++kk) {
+      const uint32_t q_off = (kk / 4) * Cfg::kQBlockBytes + (kk % 4) * 32;
+      const uint32_t k_off = (kk / 4) * Cfg::kKVBlockBytes + (kk % 4) * 32;
+      sm90::WgmmaSsM64N128K16(s, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0 ? 1 : 0);
+    }
+    index::WgmmaCommit();
+  };
+
+  // Mask and online softmax of S_i (keys key0 ..+ 127): on return s holds P_i in fp32 and
+  // rescale[h] the factor for what row h accumulated before.
+  auto softmax = [&](int32_t key0, float (&rescale)[2]) {
+    // Mask the pairs outside causality and the window, only on tiles that have some: the
+    // diagonal tile(s) and, with a sliding window, the oldest ones. Keys past the prompt
+    // (zero-filled by TMA) are beyond every real row, so causality masks them too.
+    const bool causal_edge = key0 + kBlockN - 1 > wg_row0;
+    const bool window_edge = wg_row0 + 63 - key0 > p.max_offset;
+    if (causal_edge || window_edge) {
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int32_t r = rows[e >> 1];
+          const int32_t key = key0 + 8 * j + 2 * (lane % 4) + (e & 1);
+          if (key > r || r - key > p.max_offset) s[4 * j + e] = kNegInf;
+        }
+      }
+    }
+    // New max (over the 4 threads of a row), the rescale factor, exp2, running sum. A row with
+    // nothing visible yet keeps max -inf: 0 is the exponent base then, so every term is
+    // exp2(-inf) = 0 and no NaN appears.
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float mx = row_max[h];
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+        mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float base = mx == kNegInf ? 0.0f : mx * scale_log2;
+      rescale[h] = index::Ex2(row_max[h] * scale_log2 - base);
+      row_max[h] = mx;
+      float sum0 = 0.0f, sum1 = 0.0f;  // two chains: half the add latency
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+        const float p0 = index::Ex2(fmaf(s[4 * j + 2 * h], scale_log2, -base));
+        const float p1 = index::Ex2(fmaf(s[4 * j + 2 * h + 1], scale_log2, -base));
+        s[4 * j + 2 * h] = p0;
+        s[4 * j + 2 * h + 1] = p1;
+        sum0 += p0;
+        sum1 += p1;
+      }
+      row_sum[h] = row_sum[h] * rescale[h] + (sum0 + sum1);
+    }
+  };
+
+  // P_i as bf16: the score fragments of two adjacent 8-key groups are exactly a k16 A fragment.
+  auto pack_p = [&] {
+#pragma unroll
+    for (int kk = 0; kk < kPVSteps; ++kk) {
+      pf[kk][0] = PackBf16x2(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = PackBf16x2(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = PackBf16x2(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = PackBf16x2(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+  };
+
+  // Every wait below is unconditional inside its loop body: ptxas proves the wgmma pipeline
+  // safe per path, and a wait it cannot pair with its issue (say, one under `if (i > 0)` in a
+  // loop that also issues under `if (i > 0)`) makes it serialise every wgmma (C7513).
+  sm90::MbarWait(sm.q_full(), 0);
+
+  // 1. Tile 0: S_0, softmax, P_0 (O is still zero: nothing to rescale).
+  {
+    float rescale[2];
+    sm90::MbarWait(sm.k_full(0), 0);
+    issue_s(0);
+    index::WgmmaWait<0>();
+    index::FenceOperands<0, 64>(s);
+    if (signals) sm90::MbarArrive(sm.k_empty(0));
+    softmax(w.first_tile * kBlockN, rescale);
+    pack_p();
+  }
+
+  // 2. Tiles 1.. : issue S_i, then O += P_{i-1} V_{i-1}; softmax of S_i while P V runs.
+  for (int i = 1; i < w.tiles; ++i) {
+    const int ks = i % kStages;
+    const int vs = (i - 1) % kStages;
+    sm90::MbarWait(sm.k_full(ks), (i / kStages) & 1);
+    issue_s(ks);
+    sm90::MbarWait(sm.v_full(vs), ((i - 1) / kStages) & 1);
+    issue_pv(vs);
+    index::WgmmaCommit();
+    index::WgmmaWait<1>();  // S_i done (groups complete in order); P V still running
+    index::FenceOperands<0, 64>(s);
+    if (signals) sm90::MbarArrive(sm.k_empty(ks));
+
+    float rescale[2];
+    softmax((w.first_tile + i) * kBlockN, rescale);
+
+    // Wait for O += P_{i-1} V_{i-1}, release its V stage, then rescale O and write P_i.
+    index::WgmmaWait<0>();
+    index::FenceOperands<0, kHeadDim / 2>(o);
+    sm90::FenceRegisters(pf);
+    if (signals) sm90::MbarArrive(sm.v_empty(vs));
+#pragma unroll
+    for (int j = 0; j < kOTiles; ++j) {
+      o[4 * j + 0] *= rescale[0];
+      o[4 * j + 1] *= rescale[0];
+      o[4 * j + 2] *= rescale[1];
+      o[4 * j + 3] *= rescale[1];
+    }
+    pack_p();
+  }
+
+  // 3. The last tile's O += P V.
+  const int last = w.tiles - 1;
+  const int vs = last % kStages;
+  sm90::MbarWait(sm.v_full(vs), (last / kStages) & 1);
+  index::FenceOperands<0, kHeadDim / 2>(o);
+  sm90::FenceRegisters(pf);
+  issue_pv(vs);
+  index::WgmmaCommit();
+  index::WgmmaWait<0>();
+  index::FenceOperands<0, kHeadDim / 2>(o);
+  sm90::FenceRegisters(pf);
+  if (signals) sm90::MbarArrive(sm.v_empty(vs));
+}
+
+}  // namespace sparsefill::kernels::cuda
