@@ -231,7 +231,7 @@ class Parser {
     return JsonValue::Number(d);
   }
 
-  absl::Status AppendUtf8(uint32_t cp, std::string* out) {
+  static void AppendUtf8(uint32_t cp, std::string* out) {
     if (cp < 0x80) {
       out->push_back(static_cast<char>(cp));
     } else if (cp < 0x800) {
@@ -247,7 +247,6 @@ class Parser {
       out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
       out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
     }
-    return absl::OkStatus();
   }
 
   absl::StatusOr<uint32_t> ParseHex4() {
@@ -318,7 +317,7 @@ class Parser {
             if (*lo < 0xdc00 || *lo > 0xdfff) return Error("bad surrogate pair");
             code = 0x10000 + ((code - 0xd800) << 10) + (*lo - 0xdc00);
           }
-          (void)AppendUtf8(code, &out);
+          AppendUtf8(code, &out);
           break;
         }
         default:
