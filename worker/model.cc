@@ -4,8 +4,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "worker/checkpoint.h"
 #include "worker/embedded_model.h"
+#include "worker/gguf_file.h"
+#include "worker/gguf_weights.h"
 #include "worker/llama_forward.h"
 #include "worker/named_models.h"
 #include "worker/status_macros.h"
@@ -25,6 +28,22 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const ModelLoadOptions& optio
     SF_ASSIGN_OR_RETURN(model->weights_,
                         MakeRandomLlamaWeights(model->config_, options.random_seed, *model->backend_));
     model->name_ = options.model_dir;
+  } else if (absl::StartsWith(options.model_dir, kGgufModelPrefix) ||
+             (absl::EndsWith(options.model_dir, ".gguf") && fs::is_regular_file(options.model_dir))) {
+    absl::string_view prefixed = options.model_dir;
+    absl::ConsumePrefix(&prefixed, kGgufModelPrefix);
+    const std::string path(prefixed);
+    if (!fs::is_regular_file(path)) {
+      return absl::NotFoundError(absl::StrCat("GGUF model file ", path,
+                                              " does not exist (deploy/fetch_models.sh fetches "
+                                              "SmolLM2-135M into ~/.cache/sparsefill/models)"));
+    }
+    SF_ASSIGN_OR_RETURN(const auto file, GgufFile::Open(path));
+    SF_ASSIGN_OR_RETURN(model->config_, ModelConfigFromGguf(*file));
+    SF_ASSIGN_OR_RETURN(const auto weights, GgufWeights::Load(*file, model->config_));
+    SF_ASSIGN_OR_RETURN(model->weights_,
+                        LoadLlamaWeights(model->config_, *weights, *model->backend_));
+    model->name_ = fs::path(path).stem().string();
   } else if (options.model_dir.empty()) {
     model->name_ = kEmbeddedModelName;
     model->config_ = EmbeddedModelConfig();

@@ -18,9 +18,13 @@
 
 namespace sparsefill::worker {
 
+// "gguf:<path>" names a GGUF model file (a path ending in ".gguf" works without the prefix).
+inline constexpr char kGgufModelPrefix[] = "gguf:";
+
 struct ModelLoadOptions {
   // A Hugging Face checkpoint folder; empty loads the embedded model; "random:<shape>" (e.g.
-  // "random:llama3-8b", see named_models.h) a seeded random-weights model of that shape.
+  // "random:llama3-8b", see named_models.h) a seeded random-weights model of that shape;
+  // "gguf:<file>" a GGUF file, dequantized to float32 at load.
   std::string model_dir;
   // The model's sparse pattern config; empty uses <model_dir>/sparsefill_patterns.json when it
   // exists, else every head vertical_slash (1000, 6096), MInference's default.
