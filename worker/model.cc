@@ -12,6 +12,7 @@
 #include "worker/llama_forward.h"
 #include "worker/named_models.h"
 #include "worker/status_macros.h"
+#include "worker/tokenizer/gguf_tokenizer.h"
 
 namespace sparsefill::worker {
 
@@ -43,6 +44,12 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const ModelLoadOptions& optio
     SF_ASSIGN_OR_RETURN(const auto weights, GgufWeights::Load(*file, model->config_));
     SF_ASSIGN_OR_RETURN(model->weights_,
                         LoadLlamaWeights(model->config_, *weights, *model->backend_));
+    absl::StatusOr<std::unique_ptr<BpeTokenizer>> tokenizer = TokenizerFromGguf(*file);
+    if (tokenizer.ok()) {
+      model->tokenizer_ = *std::move(tokenizer);
+    } else if (!absl::IsNotFound(tokenizer.status())) {
+      return tokenizer.status();
+    }
     model->name_ = fs::path(path).stem().string();
   } else if (options.model_dir.empty()) {
     model->name_ = kEmbeddedModelName;

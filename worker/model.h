@@ -15,6 +15,7 @@
 #include "worker/model_config.h"
 #include "worker/pattern_config.h"
 #include "worker/prefill.h"
+#include "worker/tokenizer/bpe_tokenizer.h"
 
 namespace sparsefill::worker {
 
@@ -41,6 +42,8 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const PatternConfig& sparse_patterns() const { return sparse_patterns_; }
   absl::string_view backend_name() const { return backend_->name(); }
+  // The model's tokenizer (GGUF models that carry one), else null: such models take token ids.
+  const BpeTokenizer* tokenizer() const { return tokenizer_.get(); }
 
   absl::StatusOr<PrefillOutput> Prefill(std::span<const int32_t> tokens,
                                         const PrefillOptions& options) const;
@@ -55,6 +58,7 @@ class Model {
   mutable std::mutex exclusive_;
   LlamaWeights weights_;
   PatternConfig sparse_patterns_;
+  std::unique_ptr<BpeTokenizer> tokenizer_;
 };
 
 }  // namespace sparsefill::worker

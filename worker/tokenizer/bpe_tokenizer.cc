@@ -1,0 +1,157 @@
+#include "worker/tokenizer/bpe_tokenizer.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "worker/tokenizer/byte_level.h"
+#include "worker/tokenizer/utf8.h"
+
+namespace sparsefill::worker {
+
+absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(BpeTokenizerSpec spec) {
+  const size_t n = spec.tokens.size();
+  if (n == 0) return absl::InvalidArgumentError("tokenizer: empty vocabulary");
+  if (!spec.types.empty() && spec.types.size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer: ", spec.types.size(),
+                                                   " token types for ", n, " tokens"));
+  }
+  for (int32_t id : {spec.bos_id, spec.eos_id}) {
+    if (id < -1 || id >= static_cast<int64_t>(n)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokenizer: special token id ", id, " outside the vocabulary of ", n));
+    }
+  }
+  if (spec.add_bos && spec.bos_id < 0) {
+    return absl::InvalidArgumentError("tokenizer: adds a BOS token but has no BOS id");
+  }
+  std::unique_ptr<BpeTokenizer> t(new BpeTokenizer(std::move(spec)));
+  const BpeTokenizerSpec& s = t->spec_;
+  t->ids_.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!t->ids_.emplace(s.tokens[i], static_cast<int32_t>(i)).second) {
+      // Vocabularies padded with placeholders may repeat an unused token: keep the first id.
+      if (!s.types.empty() && s.types[i] == TokenType::kUnused) continue;
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokenizer: token ", i, " ('", s.tokens[i], "') is a duplicate"));
+    }
+    const TokenType type = s.types.empty() ? TokenType::kNormal : s.types[i];
+    if ((type == TokenType::kControl || type == TokenType::kUserDefined) && !s.tokens[i].empty()) {
+      t->specials_.push_back(static_cast<int32_t>(i));
+    }
+  }
+  std::stable_sort(t->specials_.begin(), t->specials_.end(), [&](int32_t a, int32_t b) {
+    return s.tokens[a].size() > s.tokens[b].size();
+  });
+  t->merge_ranks_.reserve(s.merges.size());
+  for (size_t r = 0; r < s.merges.size(); ++r) {
+    const std::string& m = s.merges[r];
+    const size_t space = m.find(' ');
+    if (space == std::string::npos || space == 0 || space + 1 == m.size() ||
+        m.find(' ', space + 1) != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokenizer: merge ", r, " ('", m, "') is not two space-separated parts"));
+    }
+    t->merge_ranks_.emplace(m, static_cast<int32_t>(r));  // an earlier duplicate keeps its rank
+  }
+  return t;
+}
+
+int32_t BpeTokenizer::MatchSpecial(absl::string_view text, size_t pos, size_t* length) const {
+  const absl::string_view rest = text.substr(pos);
+  for (int32_t id : specials_) {
+    const std::string& tok = spec_.tokens[id];
+    if (rest.size() >= tok.size() && rest.compare(0, tok.size(), tok) == 0) {
+      *length = tok.size();
+      return id;
+    }
+  }
+  return -1;
+}
+
+absl::Status BpeTokenizer::EncodePiece(absl::string_view piece, std::vector<int32_t>* out) const {
+  const std::string mapped = BytesToByteLevel(piece);
+  // One symbol per code point of the byte-level string.
+  std::vector<std::string> symbols;
+  for (const CodePoint& cp : DecodeUtf8(mapped)) {
+    symbols.push_back(mapped.substr(cp.offset, cp.length));
+  }
+  std::string key;
+  auto rank_of = [&](size_t i) {
+    key.assign(symbols[i]).append(" ").append(symbols[i + 1]);
+    auto it = merge_ranks_.find(key);
+    return it == merge_ranks_.end() ? std::numeric_limits<int32_t>::max() : it->second;
+  };
+  while (symbols.size() > 1) {
+    int32_t best = std::numeric_limits<int32_t>::max();
+    for (size_t i = 0; i + 1 < symbols.size(); ++i) best = std::min(best, rank_of(i));
+    if (best == std::numeric_limits<int32_t>::max()) break;
+    // Merge every occurrence of the best pair, left to right.
+    std::vector<std::string> merged;
+    merged.reserve(symbols.size());
+    for (size_t i = 0; i < symbols.size(); ++i) {
+      if (i + 1 < symbols.size() && rank_of(i) == best) {
+        merged.push_back(symbols[i] + symbols[i + 1]);
+        ++i;
+      } else {
+        merged.push_back(std::move(symbols[i]));
+      }
+    }
+    symbols = std::move(merged);
+  }
+  for (const std::string& sym : symbols) {
+    auto it = ids_.find(sym);
+    if (it == ids_.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokenizer: the vocabulary has no token for '", sym, "' (in the text '",
+                       piece, "')"));
+    }
+    out->push_back(it->second);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<int32_t>> BpeTokenizer::Encode(absl::string_view text,
+                                                          bool add_special) const {
+  std::vector<int32_t> ids;
+  if (add_special && spec_.add_bos) ids.push_back(spec_.bos_id);
+  size_t start = 0;  // of the text not yet encoded
+  auto flush = [&](size_t end) -> absl::Status {
+    for (absl::string_view piece : PreTokenize(spec_.pre_tokenizer, text.substr(start, end - start))) {
+      if (absl::Status s = EncodePiece(piece, &ids); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
+  for (size_t pos = 0; pos < text.size();) {
+    size_t length = 0;
+    const int32_t special = specials_.empty() ? -1 : MatchSpecial(text, pos, &length);
+    if (special < 0) {
+      ++pos;
+      continue;
+    }
+    if (absl::Status s = flush(pos); !s.ok()) return s;
+    ids.push_back(special);
+    pos += length;
+    start = pos;
+  }
+  if (absl::Status s = flush(text.size()); !s.ok()) return s;
+  return ids;
+}
+
+std::string BpeTokenizer::Decode(std::span<const int32_t> ids) const {
+  std::string out;
+  for (int32_t id : ids) {
+    if (id < 0 || id >= vocab_size()) continue;
+    const std::string& tok = spec_.tokens[id];
+    const TokenType type = spec_.types.empty() ? TokenType::kNormal : spec_.types[id];
+    if (type == TokenType::kControl || type == TokenType::kUserDefined) {
+      out += tok;
+      continue;
+    }
+    const std::optional<std::string> bytes = ByteLevelToBytes(tok);
+    out += bytes ? *bytes : tok;
+  }
+  return out;
+}
+
+}  // namespace sparsefill::worker
