@@ -1,0 +1,47 @@
+// KV_CODEC_INT8 (see int8_codec.h).
+#include "kernels/kvcodec/int8_codec.h"
+
+#include <array>
+
+#include "kernels/kvcodec/quant_math.h"
+#include "kernels/kvcodec/scaled_byte_codec.h"
+
+namespace sparsefill::kernels {
+namespace {
+
+struct Int8Format {
+  static constexpr KvCodecId kCodec = KvCodecId::kInt8;
+  static constexpr float kCodeMax = 127.0f;
+  // -128 is never written, but it decodes to a finite value: no byte is invalid.
+  static constexpr bool kHasInvalidCodes = false;
+  static uint8_t Quantize(float x, float scale) {
+    return static_cast<uint8_t>(kvq::QuantizeInt8(x, scale));
+  }
+  static bool IsInvalid(uint8_t) { return false; }
+  static const std::array<float, 256>& Table() {
+    static const std::array<float, 256> table = [] {
+      std::array<float, 256> t{};
+      for (int c = 0; c < 256; ++c) t[c] = static_cast<float>(static_cast<int8_t>(c));
+      return t;
+    }();
+    return table;
+  }
+};
+
+}  // namespace
+
+size_t Int8PayloadBytes(const KvChunkExtent& extent) {
+  return static_cast<size_t>(ScaledByteLayout::For(kvcodec_internal::DimsOf(extent)).total);
+}
+
+absl::Status EncodeInt8Chunk(const KvLayerView& layer, const KvChunkExtent& extent,
+                             uint8_t* payload) {
+  return kvcodec_internal::EncodeScaledByteChunk<Int8Format>(layer, extent, payload);
+}
+
+absl::Status DecodeInt8Chunk(std::string_view payload, int kv_heads, const KvChunkExtent& extent,
+                             float* k, float* v) {
+  return kvcodec_internal::DecodeScaledByteChunk<Int8Format>(payload, kv_heads, extent, k, v);
+}
+
+}  // namespace sparsefill::kernels
