@@ -2,12 +2,18 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "tests/kernels/test_util.h"
+#include "tests/worker/gguf_golden.h"
+#include "tests/worker/gguf_writer.h"
+#include "worker/gguf_file.h"
+#include "worker/tokenizer/byte_level.h"
+#include "worker/tokenizer/gguf_tokenizer.h"
 #include "worker/safetensors.h"
 #include "worker/weight_source.h"
 
@@ -127,7 +133,17 @@ TEST_F(RunCommandTest, ErrorsAreClearAndLeaveNoFile) {
 
   r = RunCli("run --model " + kGolden);
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("--tokens FILE is required"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("exactly one of --tokens, --text, --text-file"), std::string::npos)
+      << r.output;
+  r = RunCli("run --text hi --tokens " + Path("ids.txt"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("exactly one of"), std::string::npos) << r.output;
+
+  r = RunCli("run --text hi");  // the embedded model has no tokenizer
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("has no tokenizer: give the prompt as token ids with --tokens"),
+            std::string::npos)
+      << r.output;
 
   r = RunCli("run --tokens " + Path("ids.txt") + " --frobnicate 3");
   EXPECT_EQ(r.exit_code, 2);
@@ -149,11 +165,77 @@ TEST_F(RunCommandTest, ErrorsAreClearAndLeaveNoFile) {
   EXPECT_NE(r.output.find("'two' is not a token id"), std::string::npos) << r.output;
 }
 
+// A byte-level BPE tokenizer of `vocab` tokens for the golden model: the 256 bytes, then "Ġ"
+// + each letter and letter pairs as merges, the last token a control token.
+void AddSyntheticTokenizer(testing::GgufWriter& w, int vocab) {
+  std::vector<std::string> tokens;
+  for (int b = 0; b < 256; ++b) tokens.push_back(worker::BytesToByteLevel(std::string(1, static_cast<char>(b))));
+  std::vector<std::string> merges;
+  const std::string space = worker::BytesToByteLevel(" ");
+  for (char a = 'a'; a <= 'z' && static_cast<int>(tokens.size()) < vocab - 1; ++a) {
+    merges.push_back(space + " " + std::string(1, a));
+    tokens.push_back(space + a);
+  }
+  for (char a = 'a'; a <= 'z'; ++a) {
+    for (char b = 'a'; b <= 'z' && static_cast<int>(tokens.size()) < vocab - 1; ++b) {
+      merges.push_back(std::string(1, a) + " " + b);
+      tokens.push_back(std::string(1, a) + b);
+    }
+  }
+  tokens.push_back("<|end|>");
+  std::vector<int32_t> types(tokens.size(), 1);
+  types.back() = 3;
+  w.AddString("tokenizer.ggml.model", "gpt2");
+  w.AddString("tokenizer.ggml.pre", "gpt2");
+  w.AddStringArray("tokenizer.ggml.tokens", tokens);
+  w.AddInt32Array("tokenizer.ggml.token_type", types);
+  w.AddStringArray("tokenizer.ggml.merges", merges);
+  w.AddUint32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(tokens.size() - 1));
+}
+
+std::string FirstTokenLine(const std::string& output) {
+  const size_t at = output.find("first ");
+  return at == std::string::npos ? "" : output.substr(at, output.find('\n', at) - at);
+}
+
+TEST_F(RunCommandTest, GgufModelTakesTextThroughItsTokenizer) {
+  const std::string model = Path("golden.gguf");
+  testing::WriteGoldenAsGguf(model, /*q8=*/false,
+                             [](testing::GgufWriter& w) { AddSyntheticTokenizer(w, 384); });
+  const std::string text = "the quick brown fox<|end|> jumps over 12 lazy dogs";
+  std::ofstream(Path("prompt.txt")) << text;
+
+  // The same ids through --tokens: the tokenizer as the worker loads it.
+  auto file = worker::GgufFile::Open(model);
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto tokenizer = worker::TokenizerFromGguf(**file);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  const std::vector<int32_t> ids = (*tokenizer)->Encode(text).value();
+  EXPECT_NE(std::find(ids.begin(), ids.end(), 383), ids.end()) << "the control token";
+  std::ofstream ids_file(Path("ids.txt"));
+  for (int32_t id : ids) ids_file << id << " ";
+  ids_file.close();
+
+  const auto by_text = RunCli("run --model gguf:" + model + " --text-file " + Path("prompt.txt"));
+  ASSERT_EQ(by_text.exit_code, 0) << by_text.output;
+  EXPECT_NE(by_text.output.find("prefill    " + std::to_string(ids.size()) + " tokens"),
+            std::string::npos)
+      << by_text.output;
+  const auto by_ids = RunCli("run --model " + model + " --tokens " + Path("ids.txt"));
+  ASSERT_EQ(by_ids.exit_code, 0) << by_ids.output;
+  EXPECT_EQ(FirstTokenLine(by_text.output), FirstTokenLine(by_ids.output));
+  // With a tokenizer the first token is printed as text too: "first      token N (logit x) "..."".
+  EXPECT_NE(FirstTokenLine(by_text.output).find(" \""), std::string::npos) << by_text.output;
+  const auto inline_text = RunCli("run --model gguf:" + model + " --text '" + text + "'");
+  EXPECT_EQ(FirstTokenLine(inline_text.output), FirstTokenLine(by_text.output));
+}
+
 TEST_F(RunCommandTest, HelpDescribesEveryFlag) {
   const auto r = RunCli("run --help");
   EXPECT_EQ(r.exit_code, 0);
   for (const char* flag :
-       {"--model", "--tokens", "--save-kv", "--backend", "--attention", "--pattern-config"}) {
+       {"--model", "--tokens", "--text", "--text-file", "--save-kv", "--backend", "--attention",
+        "--pattern-config"}) {
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
   }
   const auto top = RunCli("--help");
