@@ -1,11 +1,5 @@
 #include "worker/gguf_file.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -180,33 +174,17 @@ std::vector<int64_t> GgufTensorInfo::RowMajorShape() const {
 }
 
 absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", std::strerror(err)));
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
+  absl::StatusOr<std::unique_ptr<MappedFile>> mapped = MappedFile::Open(path);
+  if (!mapped.ok()) return mapped.status();
+  const size_t size = (*mapped)->size();
   if (size < 24) {
-    ::close(fd);
     return absl::DataLossError(
         absl::StrCat(path, ": truncated (", size, " bytes, shorter than a GGUF header)"));
   }
-  void* mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_err = errno;
-  ::close(fd);
-  if (mapping == MAP_FAILED) {
-    return absl::InternalError(absl::StrCat("cannot map ", path, ": ", std::strerror(map_err)));
-  }
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->path_ = path;
-  file->mapping_ = mapping;
-  file->mapping_size_ = size;
-  const auto* bytes = static_cast<const uint8_t*>(mapping);
+  file->mapping_ = *std::move(mapped);
+  const uint8_t* bytes = file->mapping_->data();
   auto bad = [&](absl::string_view what) {
     return absl::DataLossError(absl::StrCat(path, ": ", what));
   };
@@ -299,9 +277,7 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path
   return file;
 }
 
-GgufFile::~GgufFile() {
-  if (mapping_ != nullptr) ::munmap(mapping_, mapping_size_);
-}
+GgufFile::~GgufFile() = default;
 
 const GgufValue* GgufFile::Find(absl::string_view key) const {
   auto it = metadata_.find(key);

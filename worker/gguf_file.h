@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "worker/gguf_quant.h"
+#include "worker/mapped_file.h"
 
 namespace sparsefill::worker {
 
@@ -98,8 +99,7 @@ class GgufFile {
   absl::Status Error(absl::string_view key, absl::string_view what) const;
 
   std::string path_;
-  void* mapping_ = nullptr;
-  size_t mapping_size_ = 0;
+  std::unique_ptr<MappedFile> mapping_;
   uint32_t version_ = 0;
   std::map<std::string, GgufValue, std::less<>> metadata_;
   std::vector<GgufTensorInfo> tensors_;

@@ -1,10 +1,5 @@
 #include "worker/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "worker/json.h"
+#include "worker/mapped_file.h"
 
 namespace sparsefill::worker {
 
@@ -36,34 +32,18 @@ absl::StatusOr<ScalarType> ParseSafetensorsDtype(absl::string_view name) {
 }
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return absl::InternalError(absl::StrCat("cannot stat ", path, ": ", std::strerror(err)));
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
+  absl::StatusOr<std::unique_ptr<MappedFile>> mapped = MappedFile::Open(path);
+  if (!mapped.ok()) return mapped.status();
+  const size_t size = (*mapped)->size();
   if (size < 8) {
-    ::close(fd);
     return absl::DataLossError(
         absl::StrCat(path, ": truncated (", size, " bytes, no safetensors header)"));
   }
-  void* mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_err = errno;
-  ::close(fd);
-  if (mapping == MAP_FAILED) {
-    return absl::InternalError(absl::StrCat("cannot map ", path, ": ", std::strerror(map_err)));
-  }
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->path_ = path;
-  file->mapping_ = mapping;
-  file->mapping_size_ = size;
+  file->mapping_ = *std::move(mapped);
 
-  const auto* bytes = static_cast<const uint8_t*>(mapping);
+  const uint8_t* bytes = file->mapping_->data();
   uint64_t header_size = 0;
   for (int i = 0; i < 8; ++i) header_size |= uint64_t{bytes[i]} << (8 * i);
   if (header_size > size - 8) {
@@ -127,9 +107,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   return file;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (mapping_ != nullptr) ::munmap(mapping_, mapping_size_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 const TensorView* SafetensorsFile::Find(absl::string_view name) const {
   for (const TensorView& t : tensors_) {

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "kernels/scalar_type.h"
+#include "worker/mapped_file.h"
 
 namespace sparsefill::worker {
 
@@ -49,8 +50,7 @@ class SafetensorsFile {
   SafetensorsFile() = default;
 
   std::string path_;
-  void* mapping_ = nullptr;
-  size_t mapping_size_ = 0;
+  std::unique_ptr<MappedFile> mapping_;
   std::vector<TensorView> tensors_;
 };
 

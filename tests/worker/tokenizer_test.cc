@@ -16,7 +16,7 @@
 #include "worker/tokenizer/gguf_tokenizer.h"
 #include "worker/tokenizer/pretokenizer.h"
 #include "worker/tokenizer/unicode_classes.h"
-#include "worker/tokenizer/utf8.h"
+#include "worker/utf8.h"
 
 namespace sparsefill::worker {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/tokenizer/byte_level.h"
-#include "worker/tokenizer/utf8.h"
+#include "worker/utf8.h"
 
 namespace sparsefill::worker {
 

@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "worker/tokenizer/utf8.h"
+#include "worker/utf8.h"
 
 namespace sparsefill::worker {
 namespace {

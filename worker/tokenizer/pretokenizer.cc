@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/tokenizer/unicode_classes.h"
-#include "worker/tokenizer/utf8.h"
+#include "worker/utf8.h"
 
 namespace sparsefill::worker {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/tokenizer/utf8.h"
+#include "worker/utf8.h"
 
 namespace sparsefill::worker {
 
