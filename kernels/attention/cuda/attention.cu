@@ -7,6 +7,7 @@
 
 #include "kernels/attention/cuda/attention_kernel.cuh"
 #include "kernels/attention/cuda/dense_sm90.h"
+#include "kernels/attention/cuda/sparse_sm90.h"
 
 namespace sparsefill::kernels::cuda {
 namespace {
@@ -116,14 +117,17 @@ cudaError_t SparseAttention(const AttentionDims& dims, const SparseIndexView& in
       err != cudaSuccess) {
     return err;
   }
-  // Heads of kind kDense run on the wgmma kernel (its CTAs of other heads exit at once), the
-  // rest on the sparse mainloop (whose CTAs of dense heads then exit at once). Which heads are
-  // dense is known on the device only (the index may come from the GPU index builder).
+  // Heads of kind kDense run on the dense wgmma kernel (its CTAs of other heads exit at once),
+  // the rest on the sparse wgmma kernel (whose CTAs of dense heads then exit at once). Which
+  // heads are dense is known on the device only (the index may come from the GPU index builder).
+  // Where the wgmma kernels do not cover the call, every head runs on the mma.sync mainloop.
   if (DenseSm90Covers(dims, q, k, v, out)) {
     const cudaError_t err =
         DenseAttentionSm90(dims, q, k, v, out, stream, index.heads, computed_pairs);
     if (err == cudaSuccess) {
       params.skip_dense_heads = true;
+      const cudaError_t sparse_err = SparseAttentionSm90(dims, params, stream);
+      if (sparse_err != cudaErrorNotSupported) return sparse_err;
     } else if (err != cudaErrorNotSupported) {
       return err;
     }

@@ -83,7 +83,8 @@ __global__ void __launch_bounds__(AttentionTileConfig<kHeadDim>::kThreads)
     const int32_t* cols = t.gather ? p.index.verticals + desc.vertical_begin + t.begin : nullptr;
     for (int i = tid; i < kBlockN * kChunks; i += Cfg::kThreads) {
       const int row = i / kChunks, chunk = i % kChunks;
-      const bool valid = row < t.count;
+      // A diagonal tile's window may reach past the prompt (those keys are masked anyway).
+      const bool valid = row < t.count && (t.gather || t.begin + row < p.tokens);
       const int32_t key = !valid ? 0 : (t.gather ? cols[row] : t.begin + row);
       const int64_t offset = static_cast<int64_t>(key) * p.kv_row_stride + chunk * 8;
       CpAsync16(k_dst + Swizzle<kHeadDim>(row, chunk), k_head + offset, valid);
@@ -153,13 +154,9 @@ __global__ void __launch_bounds__(AttentionTileConfig<kHeadDim>::kThreads)
       }
     }
 
-    // 5. Mask the pairs this head does not compute. A range tile whose every pair is in
-    //    (full tile, full block, offsets inside [lo, hi]) skips the per-element test.
-    const bool full_range =
-        !tile.gather && tile.count == kBlockN && row_end - row_begin == Cfg::kBlockM &&
-        row_begin - (tile.begin + kBlockN - 1) >= tile.lo &&
-        static_cast<int64_t>(row_end - 1) - tile.begin <= static_cast<int64_t>(tile.hi);
-    if (full_range) {
+    // 5. Mask the pairs this head does not compute. A tile whose every pair is in skips the
+    //    per-element test.
+    if (TileIsFull(tile, row_begin, row_end)) {
       if (tid == 0) pairs += static_cast<unsigned long long>(Cfg::kBlockM) * kBlockN;
     } else {
 #pragma unroll
@@ -174,8 +171,7 @@ __global__ void __launch_bounds__(AttentionTileConfig<kHeadDim>::kThreads)
             valid = valid && key <= r && r - key <= tile.hi &&
                     !((s_covered[stage * kBlockN + j] >> (r - row_begin)) & 1ull);
           } else {
-            const int32_t offset = r - (tile.begin + j);
-            valid = valid && offset >= tile.lo && offset <= tile.hi;
+            valid = valid && TilePairIn(tile, r, tile.begin + j);
           }
           pairs += valid;
           if (!valid) s[nt][e] = kNegInf;

@@ -1,4 +1,4 @@
-// Epilogue of the dense wgmma kernel: normalise O by the row sums, stage it as bf16 in the
+// Epilogue of the wgmma attention kernels (dense and sparse): normalise O by the row sums, stage it as bf16 in the
 // warpgroup's own rows of the Q tile (free once its last S = Q K^T completed), and store whole
 // 16-byte chunks of each output row, coalesced; rows past the prompt are not written.
 #pragma once
@@ -7,8 +7,6 @@
 
 #include <cstdint>
 
-#include "kernels/attention/cuda/dense_sm90_params.cuh"
-#include "kernels/attention/cuda/dense_sm90_scheduler.cuh"
 #include "kernels/attention/cuda/index_wgmma.cuh"
 #include "kernels/attention/cuda/mma_sm80.cuh"
 
@@ -22,12 +20,13 @@ __device__ __forceinline__ uint32_t SwizzledChunk(int row, int chunk) {
                                (((chunk % 8) ^ (row % 8)) << 4));
 }
 
-// `smem_q` is the generic pointer to the Q tile [kColumnBlocks][kBlockM][64] bf16.
-template <class Cfg>
-__device__ void DenseEpilogue(const DenseSm90Params& p, uint8_t* smem_q, const DenseWorkTile& w,
-                              int wg, const float (&o)[Cfg::kHeadDim / 2],
-                              const float (&row_sum)[2]) {
-  constexpr int kHeadDim = Cfg::kHeadDim;
+// `smem_q` is the generic pointer to the Q tile [kHeadDim / 64][kTileRows][64] bf16 whose rows
+// 64 wg ..+ 63 this warpgroup owns; `row_begin` is the prompt row of the tile's first row. Used by
+// the dense and the sparse wgmma kernels.
+template <int kHeadDim, int kTileRows>
+__device__ void StoreOutputTile(uint8_t* smem_q, __nv_bfloat16* out, int64_t out_row_stride,
+                                int32_t tokens, int32_t row_begin, int32_t head, int wg,
+                                const float (&o)[kHeadDim / 2], const float (&row_sum)[2]) {
   constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per output row
   const int tid = threadIdx.x % 128;
   const int warp = tid / 32;
@@ -52,7 +51,7 @@ __device__ void DenseEpilogue(const DenseSm90Params& p, uint8_t* smem_q, const D
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int row = 64 * wg + 16 * warp + lane / 4 + 8 * h;  // row of the CTA's Q tile
-      *reinterpret_cast<uint32_t*>(smem_q + SwizzledChunk<Cfg::kBlockM>(row, j) + 4 * (lane % 4)) =
+      *reinterpret_cast<uint32_t*>(smem_q + SwizzledChunk<kTileRows>(row, j) + 4 * (lane % 4)) =
           PackBf16x2(o[4 * j + 2 * h] * inv[h], o[4 * j + 2 * h + 1] * inv[h]);
     }
   }
@@ -63,12 +62,12 @@ __device__ void DenseEpilogue(const DenseSm90Params& p, uint8_t* smem_q, const D
   for (int i = tid; i < 64 * kChunks; i += 128) {
     const int row = i / kChunks;
     const int chunk = i % kChunks;
-    const int32_t r = w.row_begin + 64 * wg + row;
-    if (r >= p.tokens) continue;
+    const int32_t r = row_begin + 64 * wg + row;
+    if (r >= tokens) continue;
     const uint4 value =
-        *reinterpret_cast<const uint4*>(smem_q + SwizzledChunk<Cfg::kBlockM>(64 * wg + row, chunk));
-    *reinterpret_cast<uint4*>(p.out + static_cast<int64_t>(r) * p.out_row_stride +
-                              static_cast<int64_t>(w.head) * kHeadDim + chunk * 8) = value;
+        *reinterpret_cast<const uint4*>(smem_q + SwizzledChunk<kTileRows>(64 * wg + row, chunk));
+    *reinterpret_cast<uint4*>(out + static_cast<int64_t>(r) * out_row_stride +
+                              static_cast<int64_t>(head) * kHeadDim + chunk * 8) = value;
   }
 }
 

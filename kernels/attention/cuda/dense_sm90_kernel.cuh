@@ -61,7 +61,8 @@ __global__ void __launch_bounds__(DenseSm90Config<kHeadDim>::kThreads, 1)
     float o[kHeadDim / 2];  // O accumulators (wgmma layout), unnormalised
     float row_sum[2];
     DenseConsumer<Cfg>(p, sm, w, warpgroup - 1, o, row_sum);
-    DenseEpilogue<Cfg>(p, smem + Cfg::kSmemQ, w, warpgroup - 1, o, row_sum);
+    StoreOutputTile<kHeadDim, Cfg::kBlockM>(smem + Cfg::kSmemQ, p.out, p.out_row_stride, p.tokens,
+                                            w.row_begin, w.head, warpgroup - 1, o, row_sum);
   }
 }
 

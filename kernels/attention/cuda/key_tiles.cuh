@@ -10,14 +10,43 @@
 
 namespace sparsefill::kernels::cuda {
 
-// A tile of up to 64 keys.
+// A tile of up to 64 keys, of one of three kinds:
+//   range    keys [begin, begin + count); the pairs computed have lo <= r - k <= hi
+//   gather   the head's vertical columns at list positions [begin, begin + count)
+//   offsets  keys [begin, begin + 64) of a vertical-slash head's diagonals: the pair (r, k) is
+//            computed when bit r - k - offset_min of offset_bits is set. A 64 x 64 tile spans 127
+//            offsets, so every diagonal crossing it fits the mask, and one tile serves all of them.
 struct KeyTile {
-  bool gather;    // true: vertical columns at list positions [begin, begin + count)
-  int32_t begin;  // range: first key; gather: first position in the head's vertical list
-  int32_t count;  // keys in the tile, 1..64
+  bool gather;
+  int32_t begin;
+  int32_t count;  // keys in the tile, 0..64
   int32_t lo;     // range: the pairs computed have lo <= r - k <= hi (hi may be INT32_MAX)
   int32_t hi;
+  bool offsets;
+  int32_t offset_min;          // offsets: r - k of the tile's first row and last key
+  uint64_t offset_bits[2];     // offsets: bit i (of 128) set = offset offset_min + i computed
 };
+
+// Whether tile `t` computes (row r, key k); for range and offsets tiles (gather tiles need the
+// column list and the rows covered by bands: the kernels test those themselves).
+__device__ __forceinline__ bool TilePairIn(const KeyTile& t, int32_t r, int32_t k) {
+  if (t.offsets) {
+    const int32_t i = r - k - t.offset_min;  // 0..126 for rows and keys of the tile
+    const uint64_t word = i < 64 ? t.offset_bits[0] : t.offset_bits[1];
+    return (word >> (i & 63)) & 1ull;
+  }
+  const int32_t offset = r - k;
+  return offset >= t.lo && offset <= t.hi;
+}
+
+// Whether every pair of tile `t` x the block's rows [row_begin, row_end) is computed, so the
+// kernels can skip the per-element mask.
+__device__ __forceinline__ bool TileIsFull(const KeyTile& t, int32_t row_begin, int32_t row_end) {
+  if (t.gather || t.count != 64 || row_end - row_begin != 64) return false;
+  if (t.offsets) return t.offset_bits[0] == ~0ull && (t.offset_bits[1] | (1ull << 63)) == ~0ull;
+  return row_begin - (t.begin + 63) >= t.lo &&
+         static_cast<int64_t>(row_end - 1) - t.begin <= static_cast<int64_t>(t.hi);
+}
 
 class KeyTileCursor {
  public:
@@ -40,6 +69,16 @@ class KeyTileCursor {
     tile->count = min(kTileKeys, end_ - pos_);
     tile->lo = lo_;
     tile->hi = hi_;
+    tile->offsets = false;
+    if (diagonals_) {
+      // The diagonal walk: one tile per 64-key window over the union of the bands' key
+      // ranges, covering every band crossing it (see NextDiagonalWindow).
+      tile->count = kTileKeys;
+      tile->offsets = true;
+      SetOffsetBits(tile);
+      NextDiagonalWindow(pos_ + kTileKeys);
+      return true;
+    }
     pos_ += kTileKeys;
     return true;
   }
@@ -79,12 +118,14 @@ class KeyTileCursor {
         }
         return false;
       case HeadKind::kVerticalSlash: {
-        if (item_ < desc_.band_count) {
-          const DiagonalBand band = p_.index.bands[desc_.band_begin + item_];
-          SetRange(0, row_end, band.lo, band.hi);
+        if (item_ == 0) {  // the diagonals, highest offset (lowest keys) first
+          diagonals_ = true;
+          band_ = desc_.band_count - 1;
+          NextDiagonalWindow(0);
           return true;
         }
-        if (item_ > desc_.band_count) return false;
+        diagonals_ = false;
+        if (item_ > 1) return false;
         // The vertical columns this block can see: those in [row_begin - max_offset, row_last].
         const int32_t* cols = p_.index.verticals + desc_.vertical_begin;
         const int32_t lowest = p_.max_offset == INT32_MAX ? 0 : row_begin_ - p_.max_offset;
@@ -109,6 +150,62 @@ class KeyTileCursor {
     return false;
   }
 
+  // Starts the next diagonal tile at the first key >= `from` inside some band's key range (the
+  // greedy cover: no key of the union is skipped, no two tiles overlap, so a block never costs
+  // more tiles than dense); pos_ >= end_ when no band is left. The current band's offsets and
+  // key range stay in registers (one global read per band, not per tile).
+  __device__ void NextDiagonalWindow(int32_t from) {
+    for (; band_ >= 0; --band_) {
+      if (band_ != cached_band_) {
+        const DiagonalBand band = p_.index.bands[desc_.band_begin + band_];
+        cached_band_ = band_;
+        band_lo_ = band.lo;
+        band_hi_ = min(band.hi, p_.max_offset);  // clipped to the window
+        band_key_begin_ = max(0, row_begin_ - band_hi_);
+        band_key_end_ = band_lo_ <= band_hi_ ? row_last_ - band_lo_ + 1 : band_key_begin_;
+      }
+      if (band_key_end_ > max(band_key_begin_, from)) {
+        pos_ = max(band_key_begin_, from);
+        end_ = pos_ + 1;  // a tile is pending; Next() moves on through NextDiagonalWindow
+        return;
+      }
+    }
+    pos_ = end_ = 0;
+  }
+
+  // The offsets mask of the diagonal tile at pos_: every band offset in the 127 the tile spans.
+  __device__ void SetOffsetBits(KeyTile* tile) const {
+    const int32_t offset_min = row_begin_ - (pos_ + kTileKeys - 1);
+    const int32_t offset_max = min(offset_min + 2 * kTileKeys - 2, p_.max_offset);
+    tile->offset_min = offset_min;
+    tile->offset_bits[0] = tile->offset_bits[1] = 0;
+    if (band_lo_ <= offset_min && band_hi_ >= offset_max) {
+      // Inside one band (the common case of wide bands): every offset the tile spans.
+      const int32_t bits = offset_max - offset_min + 1;  // 1..127
+      tile->offset_bits[0] = bits >= 64 ? ~0ull : (1ull << bits) - 1;
+      tile->offset_bits[1] = bits <= 64 ? 0ull : (1ull << (bits - 64)) - 1;
+      return;
+    }
+    // The bands crossing the window are the current one and those below it (lower offsets):
+    // a band above it had no key left at or after pos_, so none of its offsets is in the
+    // window (every offset of the window is r - k for some row of the block and key of the tile).
+    const DiagonalBand* bands = p_.index.bands + desc_.band_begin;
+    for (int32_t b = band_; b >= 0; --b) {
+      const DiagonalBand band = b == band_ ? DiagonalBand{band_lo_, band_hi_} : bands[b];
+      if (band.hi < offset_min) break;
+      if (band.lo > offset_max) continue;
+      const int32_t from = max(band.lo, offset_min) - offset_min;  // bit positions
+      const int32_t to = min(band.hi, offset_max) - offset_min;
+      for (int w = 0; w < 2; ++w) {  // bits [from, to] of word w
+        const int32_t a = max(from, 64 * w) - 64 * w;
+        const int32_t z = min(to, 64 * w + 63) - 64 * w;
+        if (a > z) continue;
+        const int width = z - a + 1;
+        tile->offset_bits[w] |= (width >= 64 ? ~0ull : ((1ull << width) - 1)) << a;
+      }
+    }
+  }
+
   // First position in the sorted list whose value is >= x.
   __device__ static int32_t LowerBound(const int32_t* list, int32_t n, int32_t x) {
     int32_t lo = 0, hi = n;
@@ -128,6 +225,10 @@ class KeyTileCursor {
   HeadDescriptor desc_{};
   int32_t item_ = 0;
   bool gather_ = false;
+  bool diagonals_ = false;  // walking a vertical-slash head's diagonals
+  int32_t band_ = 0;        // the diagonal walk's current band (descending)
+  int32_t cached_band_ = -1;  // the band whose fields follow
+  int32_t band_lo_ = 0, band_hi_ = -1, band_key_begin_ = 0, band_key_end_ = 0;
   int32_t pos_ = 0, end_ = 0, lo_ = 0, hi_ = INT32_MAX;
 };
 

@@ -1,0 +1,71 @@
+// Tile shapes, warp roles and the shared-memory plan of the sparse wgmma kernel (sm_90a), in one
+// place with the reasons. The mainloop is the dense wgmma kernel's (dense_sm90_config.cuh); what
+// differs follows from the sparse work lists (key_tiles.cuh): one 64-row query block per work
+// item, 64-key tiles that start anywhere (ranges) or are gathered (vertical columns).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/attention/cuda/key_tiles.cuh"
+
+namespace sparsefill::kernels::cuda {
+
+// What the producer publishes with each K tile (shared memory, per stage): the KeyTile and
+// whether it is the last of the block; for a gathered tile the stage also holds its columns and
+// the rows each must skip (already covered by a diagonal tile).
+struct SparseTileMeta {
+  KeyTile tile;
+  int32_t last;  // 1: no tile follows
+};
+
+template <int kHeadDimT>
+struct SparseSm90Config {
+  static constexpr int kHeadDim = kHeadDimT;
+
+  // --- Warp roles. One consumer warpgroup (threads 0-127: 64 query rows, the wgmma M) and one
+  // producer warp (threads 128-159: TMA for key ranges, cp.async gathers for vertical columns).
+  // Each CTA owns one query block of one head, whose work list is its own: two consumer
+  // warpgroups in one CTA would need the same list. Two CTAs per SM instead give the overlap
+  // FA3 gets from its two consumers (one CTA's softmax runs while the other's MMAs do).
+  static constexpr int kConsumerThreads = 128;
+  static constexpr int kProducerThreads = 32;
+  static constexpr int kThreads = kConsumerThreads + kProducerThreads;
+  static constexpr int kCtasPerSm = 2;
+  static constexpr int kConsumerWarps = kConsumerThreads / 32;
+
+  // --- Tiles. 64 query rows (a sparse query block), 64 keys per tile (a block-sparse key block,
+  // and the unit a gathered chunk of vertical columns fills): S is m64n64 (32 fp32 registers).
+  static constexpr int kBlockM = 64;
+  static constexpr int kBlockN = 64;
+  // Two stages each of K and V, as in the dense kernel.
+  static constexpr int kStages = 2;
+
+  // --- Shared memory, every swizzled block 1024-byte aligned (TMA box {64, 1, 64} with the
+  // 128-byte swizzle; gathers write the same layout).
+  static constexpr int kColumnBlocks = kHeadDim / 64;
+  static constexpr int kQBlockBytes = kBlockM * 128;
+  static constexpr int kKVBlockBytes = kBlockN * 128;
+  static constexpr int kQBytes = kQBlockBytes * kColumnBlocks;
+  static constexpr int kKVTileBytes = kKVBlockBytes * kColumnBlocks;
+  // Per stage: SparseTileMeta, then the gathered columns (int32) and covered-row masks (uint64).
+  static constexpr int kMetaCols = 64;
+  static constexpr int kMetaCovered = kMetaCols + kBlockN * 4;
+  static constexpr int kMetaBytes = kMetaCovered + kBlockN * 8;
+  static constexpr int kSmemQ = 0;
+  static constexpr int kSmemK = kSmemQ + kQBytes;
+  static constexpr int kSmemV = kSmemK + kStages * kKVTileBytes;
+  static constexpr int kSmemMeta = kSmemV + kStages * kKVTileBytes;
+  static constexpr int kSmemBarriers = kSmemMeta + kStages * kMetaBytes;
+  // q_full, then per stage k_full, k_empty, v_full, v_empty.
+  static constexpr int kBarriers = 1 + 4 * kStages;
+  static constexpr int kSmemBytes = kSmemBarriers + kBarriers * 8 + 1024;  // + alignment slack
+
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "the wgmma kernels cover head_dim 64 and 128");
+  static_assert(sizeof(SparseTileMeta) <= kMetaCols, "the tile record fits before the columns");
+  static_assert(kBlockN == 64, "S uses m64n64k16; covered-row masks are 64-bit");
+  static_assert(kBlockM == 64, "one consumer warpgroup: 64 rows");
+  static_assert(kSmemMeta % 8 == 0 && kMetaBytes % 8 == 0, "uint64 masks stay aligned");
+  static_assert(kSmemBytes * kCtasPerSm <= 227 * 1024, "two CTAs must fit one SM");
+};
+
+}  // namespace sparsefill::kernels::cuda

@@ -1,0 +1,59 @@
+// The sparse attention kernel for Hopper (sm_90a): the work lists of the sparse index
+// (key_tiles.cuh) on the wgmma/TMA pipeline of the dense kernel.
+//
+// CTA = one (query head, 64-row query block), 160 threads, two CTAs per SM:
+//   warps 0-3   consumer warpgroup: wgmma S = Q K^T, mask, online softmax, O += P V
+//               (sparse_sm90_mainloop.cuh SparseConsumer), then the epilogue
+//   warp 4      producer: walks the block's key tiles, TMA for ranges, cp.async gathers for
+//               vertical columns (SparseProducer)
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/attention/cuda/dense_sm90_epilogue.cuh"
+#include "kernels/attention/cuda/mma_sm80.cuh"
+#include "kernels/attention/cuda/sparse_sm90_config.cuh"
+#include "kernels/attention/cuda/sparse_sm90_mainloop.cuh"
+#include "kernels/attention/cuda/sparse_sm90_params.cuh"
+
+namespace sparsefill::kernels::cuda {
+
+template <int kHeadDim>
+__global__ void __launch_bounds__(SparseSm90Config<kHeadDim>::kThreads,
+                                  SparseSm90Config<kHeadDim>::kCtasPerSm)
+    SparseSm90Kernel(const __grid_constant__ SparseSm90Params sp) {
+  using Cfg = SparseSm90Config<kHeadDim>;
+  const AttentionParams& p = sp.attn;
+
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t raw = SharedAddress(smem_raw);
+  uint8_t* smem = smem_raw + (((raw + 1023u) & ~1023u) - raw);
+  const SparseSm90Smem<Cfg> sm{SharedAddress(smem), smem};
+
+  const SparseWorkTile w = GetSparseWorkTile(p, blockIdx.x);
+  // Dense heads ran on the dense wgmma kernel (uniform over the CTA, before any barrier).
+  if (p.skip_dense_heads && p.index.heads[w.head].kind == HeadKind::kDense) return;
+
+  if (threadIdx.x == 0) sm.InitBarriers();
+  __syncthreads();  // the roles below never meet again at a CTA-wide barrier
+
+  if (threadIdx.x >= Cfg::kConsumerThreads) {
+    SparseProducer<Cfg>(sp, sm, w);
+    return;
+  }
+  float o[kHeadDim / 2];
+  float row_sum[2];
+  unsigned long long pairs = 0;
+  SparseConsumer<Cfg>(sp, sm, w, o, row_sum, pairs);
+  StoreOutputTile<kHeadDim, Cfg::kBlockM>(smem + Cfg::kSmemQ, p.out, p.q_row_stride, p.tokens,
+                                          w.row_begin, w.head, 0, o, row_sum);
+  if (p.computed_pairs != nullptr) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+      pairs += __shfl_xor_sync(0xffffffffu, pairs, offset);
+    }
+    if (threadIdx.x % 32 == 0 && pairs != 0) atomicAdd(p.computed_pairs + w.head, pairs);
+  }
+}
+
+}  // namespace sparsefill::kernels::cuda

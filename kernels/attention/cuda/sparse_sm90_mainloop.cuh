@@ -1,0 +1,422 @@
+// Mainloop of the sparse wgmma kernel (sm_90a): the dense wgmma kernel's pipeline
+// (dense_sm90_mainloop.cuh: producer, K/V rings, S_i overlapping O += P_{i-1} V_{i-1}) driven by
+// a query block's work list instead of a dense key range.
+//
+// The producer warp walks KeyTileCursor (key_tiles.cuh, the one place that knows what each
+// pattern computes) and, per tile, publishes a SparseTileMeta with the K tile. Key ranges load
+// with TMA from any start key (zero fill outside the prompt); gathered vertical columns load with
+// cp.async into the same swizzled layout, completing on the same mbarrier (cp.async.mbarrier.
+// arrive), and the consumer fences the generic->async proxy before wgmma reads them.
+//
+// Barriers (tile i uses stage i % kStages, phase (i / kStages) & 1):
+//   q_full      Q landed                                            (1 arrival + bytes)
+//   k_full[s]   K tile and its SparseTileMeta in stage s             (1 arrival [+ bytes / cp.async])
+//   k_empty[s]  every consumer warp is done with S and the meta      (kConsumerWarps arrivals)
+//   v_full[s]   V tile in stage s                                    (1 arrival [+ bytes / cp.async])
+//   v_empty[s]  O += P V for stage s done                            (1 arrival)
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <climits>
+#include <cstdint>
+
+#include "kernels/attention/cuda/index_ptx.cuh"
+#include "kernels/attention/cuda/index_wgmma.cuh"
+#include "kernels/attention/cuda/key_tiles.cuh"
+#include "kernels/attention/cuda/mma_sm80.cuh"
+#include "kernels/attention/cuda/sparse_sm90_config.cuh"
+#include "kernels/attention/cuda/sparse_sm90_params.cuh"
+#include "kernels/attention/cuda/wgmma_sm90.cuh"
+
+namespace sparsefill::kernels::cuda {
+
+// The query block a CTA computes. KV-head major: the CTAs in flight at a time (two per SM)
+// all read one KV head, whose K and V (64 MiB at 128K tokens) then mostly stay in L2 while the
+// key blocks and vertical columns its query heads pick are read again and again (the heads of
+// a block-major order would need all KV heads at once: 8x the working set, mostly from HBM).
+// Inside a KV head: longest causal rows first, the heads of its GQA group adjacent.
+struct SparseWorkTile {
+  int32_t head;
+  int32_t kv_head;
+  int32_t row_begin;
+  int32_t row_end;  // min(row_begin + 64, tokens)
+};
+
+__device__ inline SparseWorkTile GetSparseWorkTile(const AttentionParams& p, uint32_t cta) {
+  SparseWorkTile w;
+  const uint32_t per_kv_head =
+      static_cast<uint32_t>(p.query_blocks) * static_cast<uint32_t>(p.group_size);
+  w.kv_head = static_cast<int32_t>(cta / per_kv_head);
+  const uint32_t rest = cta % per_kv_head;
+  w.head = w.kv_head * p.group_size + static_cast<int32_t>(rest % p.group_size);
+  const int32_t block = p.query_blocks - 1 - static_cast<int32_t>(rest / p.group_size);
+  w.row_begin = block * kSparseBlockSize;
+  w.row_end = min(w.row_begin + kSparseBlockSize, p.tokens);
+  return w;
+}
+
+// Shared-memory addresses (shared window, 1024-aligned base) and the generic view of the meta.
+template <class Cfg>
+struct SparseSm90Smem {
+  uint32_t base;
+  uint8_t* generic;  // the same window as a generic pointer (meta reads and writes)
+  __device__ uint32_t q() const { return base + Cfg::kSmemQ; }
+  __device__ uint32_t k(int s) const { return base + Cfg::kSmemK + s * Cfg::kKVTileBytes; }
+  __device__ uint32_t v(int s) const { return base + Cfg::kSmemV + s * Cfg::kKVTileBytes; }
+  __device__ SparseTileMeta* meta(int s) const {
+    return reinterpret_cast<SparseTileMeta*>(generic + Cfg::kSmemMeta + s * Cfg::kMetaBytes);
+  }
+  __device__ int32_t* cols(int s) const {
+    return reinterpret_cast<int32_t*>(generic + Cfg::kSmemMeta + s * Cfg::kMetaBytes +
+                                      Cfg::kMetaCols);
+  }
+  __device__ uint64_t* covered(int s) const {
+    return reinterpret_cast<uint64_t*>(generic + Cfg::kSmemMeta + s * Cfg::kMetaBytes +
+                                       Cfg::kMetaCovered);
+  }
+  __device__ uint32_t bar(int i) const { return base + Cfg::kSmemBarriers + 8 * i; }
+  __device__ uint32_t q_full() const { return bar(0); }
+  __device__ uint32_t k_full(int s) const { return bar(1 + s); }
+  __device__ uint32_t k_empty(int s) const { return bar(1 + Cfg::kStages + s); }
+  __device__ uint32_t v_full(int s) const { return bar(1 + 2 * Cfg::kStages + s); }
+  __device__ uint32_t v_empty(int s) const { return bar(1 + 3 * Cfg::kStages + s); }
+
+  __device__ void InitBarriers() const {
+    sm90::MbarInit(q_full(), 1);
+    for (int s = 0; s < Cfg::kStages; ++s) {
+      sm90::MbarInit(k_full(s), 1);
+      sm90::MbarInit(k_empty(s), Cfg::kConsumerWarps);
+      sm90::MbarInit(v_full(s), 1);
+      sm90::MbarInit(v_empty(s), 1);
+    }
+    sm90::FenceBarrierInit();
+  }
+};
+
+// The producer warp (all 32 lanes walk the same tile sequence; lane 0 issues TMA and arrivals,
+// every lane issues its share of a gather).
+template <class Cfg>
+__device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<Cfg>& sm,
+                               const SparseWorkTile& w) {
+  constexpr int kChunks = Cfg::kHeadDim / 8;  // 16-byte chunks per K/V row
+  constexpr int kStages = Cfg::kStages;
+  const AttentionParams& p = sp.attn;
+  const int lane = threadIdx.x % 32;
+
+  if (lane == 0) {
+    sm90::MbarArriveExpectTx(sm.q_full(), Cfg::kQBytes);
+#pragma unroll
+    for (int b = 0; b < Cfg::kColumnBlocks; ++b) {
+      sm90::TmaLoad3d(sm.q() + b * Cfg::kQBlockBytes, &sp.tma_q, sm.q_full(), b * 64, w.head,
+                      w.row_begin);
+    }
+  }
+
+  KeyTileCursor cursor(p, w.head, w.row_begin, w.row_end);
+  const HeadDescriptor& desc = cursor.descriptor();
+
+  // One tile of K or V into stage `dst` (shared address), completing on `full`. A gathered
+  // tile's columns are in `cols_smem` (INT32_MAX past the tile).
+  auto load = [&](const CUtensorMap* map, const __nv_bfloat16* base, uint32_t dst, uint32_t full,
+                  const KeyTile& t, const int32_t* cols_smem) {
+    __syncwarp();  // the meta the lanes wrote is ordered before lane 0's arrival
+    if (!t.gather) {
+      if (lane == 0) {
+        sm90::MbarArriveExpectTx(full, Cfg::kKVTileBytes);
+#pragma unroll
+        for (int b = 0; b < Cfg::kColumnBlocks; ++b) {
+          sm90::TmaLoad3d(dst + b * Cfg::kKVBlockBytes, map, full, b * 64, w.kv_head, t.begin);
+        }
+      }
+      return;
+    }
+    // Lane l copies 16-byte chunk l % kChunks of rows l / kChunks, + 32 / kChunks, ...: the
+    // row's key comes from the column list the lanes wrote to `cols_smem` (or -1 past the tile).
+    const __nv_bfloat16* head_base = base + static_cast<int64_t>(w.kv_head) * Cfg::kHeadDim;
+    constexpr int kRowsPerPass = 32 / kChunks;
+    const int chunk = lane % kChunks;
+    const uint32_t chunk_offset = (chunk / 8) * Cfg::kKVBlockBytes;
+#pragma unroll 8
+    for (int row = lane / kChunks; row < Cfg::kBlockN; row += kRowsPerPass) {
+      const int32_t key = cols_smem[row];
+      const bool valid = key != INT32_MAX;
+      const __nv_bfloat16* src =
+          head_base + (valid ? static_cast<int64_t>(key) * p.kv_row_stride + chunk * 8 : 0);
+      sm90::CpAsync16(dst + chunk_offset + row * 128 + (((chunk % 8) ^ (row % 8)) << 4), src,
+                      valid);
+    }
+    sm90::CpAsyncMbarArrive(full);
+    __syncwarp();
+    if (lane == 0) sm90::MbarArrive(full);
+  };
+
+  KeyTile cur;
+  if (!cursor.Next(&cur)) {
+    // Nothing to compute (no pattern leaves a row without its own key, but the index format
+    // allows it): one all-masked tile of real keys, so V * 0 stays finite.
+    cur = KeyTile{};
+    cur.hi = -1;
+  }
+  KeyTile prev{};
+  int i = 0;
+  for (;;) {
+    KeyTile next;
+    const bool have_next = cursor.Next(&next);
+    int32_t cols[2] = {-1, -1};
+    if (cur.gather) {
+      const int32_t* list = p.index.verticals + desc.vertical_begin + cur.begin;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if (lane + 32 * h < cur.count) cols[h] = list[lane + 32 * h];
+      }
+    }
+    const int s = i % kStages;
+    const int use = i / kStages;
+    if (use > 0) sm90::MbarWait(sm.k_empty(s), (use - 1) & 1);
+    if (lane == 0) {
+      sm.meta(s)->tile = cur;
+      sm.meta(s)->last = have_next ? 0 : 1;
+    }
+    if (cur.gather) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int slot = lane + 32 * h;
+        sm.cols(s)[slot] = cols[h] >= 0 ? cols[h] : INT32_MAX;
+        sm.covered(s)[slot] = cols[h] >= 0 && desc.band_count > 0
+                                  ? RowsCoveredByBands(p, desc, w.row_begin, cols[h])
+                                  : 0ull;
+      }
+    }
+    load(&sp.tma_k, p.k, sm.k(s), sm.k_full(s), cur, sm.cols(s));
+    if (i > 0) {
+      const int ps = (i - 1) % kStages;
+      const int puse = (i - 1) / kStages;
+      if (puse > 0) sm90::MbarWait(sm.v_empty(ps), (puse - 1) & 1);
+      // V of the previous tile: its columns are still in its K stage's meta (overwritten only
+      // by the tile after this one).
+      load(&sp.tma_v, p.v, sm.v(ps), sm.v_full(ps), prev, sm.cols(ps));
+    }
+    if (!have_next) break;
+    prev = cur;
+    cur = next;
+    ++i;
+  }
+  const int s = i % kStages;
+  const int use = i / kStages;
+  if (use > 0) sm90::MbarWait(sm.v_empty(s), (use - 1) & 1);
+  load(&sp.tma_v, p.v, sm.v(s), sm.v_full(s), cur, sm.cols(s));
+  // Do not leave the CTA's life with copies in flight from this thread.
+  sm90::CpAsyncWaitAll();
+}
+
+// The consumer warpgroup: 64 query rows over the published tiles. Leaves the unnormalised O,
+// this thread's part of the row sums (rows 16 warp + lane / 4 + 8 h) and its count of pairs.
+template <class Cfg>
+__device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<Cfg>& sm,
+                               const SparseWorkTile& w, float (&o)[Cfg::kHeadDim / 2],
+                               float (&row_sum)[2], unsigned long long& pairs) {
+  constexpr int kHeadDim = Cfg::kHeadDim;
+  constexpr int kBlockN = Cfg::kBlockN;
+  constexpr int kStages = Cfg::kStages;
+  constexpr int kQKSteps = kHeadDim / 16;
+  constexpr int kPVSteps = kBlockN / 16;
+  constexpr int kOTiles = kHeadDim / 8;
+  const float kNegInf = __int_as_float(0xff800000);
+  const AttentionParams& p = sp.attn;
+
+  const int tid = threadIdx.x % 128;
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+  const int32_t rows[2] = {w.row_begin + 16 * warp + lane / 4, w.row_begin + 16 * warp + lane / 4 + 8};
+  const bool full_block = w.row_end - w.row_begin == Cfg::kBlockM;
+  const float scale_log2 = p.scale_log2;
+  const uint64_t q_desc = sm90::KMajorDesc(sm.q());
+
+#pragma unroll
+  for (int i = 0; i < kHeadDim / 2; ++i) o[i] = 0.0f;
+  float row_max[2] = {kNegInf, kNegInf};
+  row_sum[0] = row_sum[1] = 0.0f;
+  float s[32];
+  uint32_t pf[kPVSteps][4];
+#pragma unroll
+  for (int i = 0; i < 32; ++i) s[i] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < kPVSteps; ++kk) pf[kk][0] = pf[kk][1] = pf[kk][2] = pf[kk][3] = 0u;
+
+  auto issue_pv = [&](int vs) {
+    const uint64_t v_desc = sm90::MnMajorDesc<Cfg::kKVBlockBytes>(sm.v(vs));
+    index::WgmmaFence();
+#pragma unroll
+    for (int kk = 0; kk < kPVSteps; ++kk) {
+      const uint64_t desc = v_desc + ((kk * 16 * 128) >> 4);
+      if constexpr (kHeadDim == 128) {
+        sm90::WgmmaRsM64N128K16TransB(o, pf[kk], desc, 1);
+      } else {
+        sm90::WgmmaRsM64N64K16TransB(o, pf[kk], desc, 1);
+      }
+    }
+  };
+
+  auto issue_s = [&](int ks) {
+    index::FenceOperands<0, 32>(s);
+    index::FenceOperands<0, kHeadDim / 2>(o);
+    sm90::FenceRegisters(pf);
+    index::WgmmaFence();
+    const uint64_t k_desc = sm90::KMajorDesc(sm.k(ks));
+#pragma unroll
+    for (int kk = 0; kk < kQKSteps; ++kk) {
+      const uint32_t q_off = (kk / 4) * Cfg::kQBlockBytes + (kk % 4) * 32;
+      const uint32_t k_off = (kk / 4) * Cfg::kKVBlockBytes + (kk % 4) * 32;
+      sm90::WgmmaSsM64N64K16(s, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0 ? 1 : 0);
+    }
+    index::WgmmaCommit();
+  };
+
+  // Masks the pairs tile `t` (stage ks) does not compute and counts those it does.
+  auto mask = [&](int ks, const KeyTile& t) {
+    if (TileIsFull(t, w.row_begin, w.row_end)) {
+      pairs += 2 * kBlockN / 4;  // this thread's 2 rows x 16 keys
+      return;
+    }
+    const int32_t* cols = sm.cols(ks);
+    const uint64_t* covered = sm.covered(ks);
+#pragma unroll
+    for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int32_t r = rows[e >> 1];
+        const int slot = 8 * j + 2 * (lane % 4) + (e & 1);
+        bool valid = r < w.row_end && slot < t.count;
+        if (t.gather) {
+          const int32_t key = cols[slot];
+          valid = valid && key <= r && r - key <= t.hi &&
+                  !((covered[slot] >> (r - w.row_begin)) & 1ull);
+        } else {
+          valid = valid && TilePairIn(t, r, t.begin + slot);
+        }
+        pairs += valid ? 1 : 0;
+        if (!valid) s[4 * j + e] = kNegInf;
+      }
+    }
+  };
+
+  // Online softmax of S (64 keys): on return s holds P in fp32, rescale[h] the factor for row h.
+  auto softmax = [&](float (&rescale)[2]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float mx = row_max[h];
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+        mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float base = mx == kNegInf ? 0.0f : mx * scale_log2;
+      rescale[h] = index::Ex2(row_max[h] * scale_log2 - base);
+      row_max[h] = mx;
+      float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j) {
+        const float p0 = index::Ex2(fmaf(s[4 * j + 2 * h], scale_log2, -base));
+        const float p1 = index::Ex2(fmaf(s[4 * j + 2 * h + 1], scale_log2, -base));
+        s[4 * j + 2 * h] = p0;
+        s[4 * j + 2 * h + 1] = p1;
+        sum0 += p0;
+        sum1 += p1;
+      }
+      row_sum[h] = row_sum[h] * rescale[h] + (sum0 + sum1);
+    }
+  };
+
+  auto pack_p = [&] {
+#pragma unroll
+    for (int kk = 0; kk < kPVSteps; ++kk) {
+      pf[kk][0] = PackBf16x2(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = PackBf16x2(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = PackBf16x2(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = PackBf16x2(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+  };
+
+  // This warp is done with stage ks's K and meta.
+  auto release_k = [&](int ks) {
+    __syncwarp();
+    if (lane == 0) sm90::MbarArrive(sm.k_empty(ks));
+  };
+
+  sm90::MbarWait(sm.q_full(), 0);
+
+  // 1. Tile 0.
+  KeyTile m;
+  bool last;
+  {
+    float rescale[2];
+    sm90::MbarWait(sm.k_full(0), 0);
+    m = sm.meta(0)->tile;
+    last = sm.meta(0)->last != 0;
+    if (m.gather) index::FenceProxyAsyncShared();  // cp.async wrote the tile (generic proxy)
+    issue_s(0);
+    index::WgmmaWait<0>();
+    index::FenceOperands<0, 32>(s);
+    mask(0, m);
+    release_k(0);
+    softmax(rescale);
+    pack_p();
+  }
+  bool prev_gather = m.gather;
+  int i = 0;
+
+  // 2. Tiles 1.. : S_i, then O += P_{i-1} V_{i-1}; the softmax of S_i while P V runs.
+  while (!last) {
+    ++i;
+    const int ks = i % kStages;
+    const int vs = (i - 1) % kStages;
+    sm90::MbarWait(sm.k_full(ks), (i / kStages) & 1);
+    m = sm.meta(ks)->tile;
+    const bool is_last = sm.meta(ks)->last != 0;
+    if (m.gather) index::FenceProxyAsyncShared();
+    issue_s(ks);
+    sm90::MbarWait(sm.v_full(vs), ((i - 1) / kStages) & 1);
+    if (prev_gather) index::FenceProxyAsyncShared();
+    issue_pv(vs);
+    index::WgmmaCommit();
+    index::WgmmaWait<1>();
+    index::FenceOperands<0, 32>(s);
+    mask(ks, m);
+    release_k(ks);
+
+    float rescale[2];
+    softmax(rescale);
+
+    index::WgmmaWait<0>();
+    index::FenceOperands<0, kHeadDim / 2>(o);
+    sm90::FenceRegisters(pf);
+    if (tid == 0) sm90::MbarArrive(sm.v_empty(vs));
+#pragma unroll
+    for (int j = 0; j < kOTiles; ++j) {
+      o[4 * j + 0] *= rescale[0];
+      o[4 * j + 1] *= rescale[0];
+      o[4 * j + 2] *= rescale[1];
+      o[4 * j + 3] *= rescale[1];
+    }
+    pack_p();
+    prev_gather = m.gather;
+    last = is_last;
+  }
+
+  // 3. The last tile's O += P V.
+  const int vs = i % kStages;
+  sm90::MbarWait(sm.v_full(vs), (i / kStages) & 1);
+  if (prev_gather) index::FenceProxyAsyncShared();
+  index::FenceOperands<0, kHeadDim / 2>(o);
+  sm90::FenceRegisters(pf);
+  issue_pv(vs);
+  index::WgmmaCommit();
+  index::WgmmaWait<0>();
+  index::FenceOperands<0, kHeadDim / 2>(o);
+  sm90::FenceRegisters(pf);
+  if (tid == 0) sm90::MbarArrive(sm.v_empty(vs));
+}
+
+}  // namespace sparsefill::kernels::cuda
