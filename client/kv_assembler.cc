@@ -7,16 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "kernels/kvcodec/crc32c.h"
-#include "kernels/kvcodec/raw_codec.h"
-#include "kernels/scalar_type.h"
+#include "kernels/kvcodec/kv_codec.h"
 
 namespace sparsefill::client {
 namespace {
-
-kernels::ScalarType WireType(v1::KvCodec codec) {
-  return codec == v1::KV_CODEC_RAW_BF16 ? kernels::ScalarType::kBFloat16
-                                        : kernels::ScalarType::kFloat32;
-}
 
 // "chunk 7 (layer 2, tokens [512,768), kv heads [0,8))": the prefix of every chunk error, so a
 // message alone locates the bad chunk in a captured stream.
@@ -29,7 +23,7 @@ std::string ChunkLabel(const v1::KvChunk& chunk) {
 }  // namespace
 
 bool IsDecodableCodec(v1::KvCodec codec) {
-  return codec == v1::KV_CODEC_RAW_BF16 || codec == v1::KV_CODEC_RAW_FP32;
+  return kernels::KvCodecFromNumber(static_cast<int>(codec)).ok();
 }
 
 absl::StatusOr<KvAssembler> KvAssembler::Create(const KvShape& shape, v1::KvCodec codec,
@@ -41,8 +35,8 @@ absl::StatusOr<KvAssembler> KvAssembler::Create(const KvShape& shape, v1::KvCode
   }
   if (!IsDecodableCodec(codec)) {
     return absl::InvalidArgumentError(absl::StrCat("KV codec ", v1::KvCodec_Name(codec),
-                                                   " is not one this client decodes "
-                                                   "(KV_CODEC_RAW_BF16, KV_CODEC_RAW_FP32)"));
+                                                   " is not one this client decodes ",
+                                                   kDecodableCodecsText));
   }
   KvAssembler a;
   a.shape_ = shape;
@@ -129,12 +123,17 @@ absl::Status KvAssembler::AddChunkImpl(const v1::KvChunk& chunk) {
   extent.head_begin = static_cast<int>(chunk.kv_head_begin());
   extent.head_end = static_cast<int>(chunk.kv_head_end());
   extent.head_dim = shape_.head_dim;
-  const kernels::ScalarType wire = WireType(codec_);
-  const size_t expected_bytes = kernels::RawPayloadBytes(extent, wire);
+  const kernels::KvCodecId codec = *kernels::KvCodecFromNumber(codec_);  // checked by Create
   const std::string& payload = chunk.payload();
-  if (payload.size() != expected_bytes) {
-    return fail("payload is ", payload.size(), " bytes, expected ", expected_bytes, " (",
-                v1::KvCodec_Name(codec_), ")");
+  // Codecs whose size follows from the extent alone: a wrong size is reported before the
+  // checksum, with the expected size. (LOSSLESS and INT4 sizes depend on the payload's own
+  // header; their decoders check them.)
+  if (codec != kernels::KvCodecId::kLossless && codec != kernels::KvCodecId::kInt4) {
+    const size_t expected_bytes = kernels::MaxKvPayloadBytes(codec, extent);
+    if (payload.size() != expected_bytes) {
+      return fail("payload is ", payload.size(), " bytes, expected ", expected_bytes, " (",
+                  v1::KvCodec_Name(codec_), ")");
+    }
   }
   // The checksum is verified before anything is decoded or marked: a corrupt payload must not
   // leave half-written state behind (the error is sticky anyway, but the buffers stay clean).
@@ -153,17 +152,16 @@ absl::Status KvAssembler::AddChunkImpl(const v1::KvChunk& chunk) {
       }
     }
   }
+  // The decoders check the whole payload before writing: on error the buffers stay clean.
+  if (absl::Status s = kernels::DecodeKvChunk(codec, payload, shape_.kv_heads, extent,
+                                              current_.k.data(), current_.v.data());
+      !s.ok()) {
+    return fail(s.message());
+  }
   for (int64_t t = extent.token_begin; t < extent.token_end; ++t) {
     for (int h = extent.head_begin; h < extent.head_end; ++h) covered_[t * kv_heads + h] = 1;
   }
   cells_covered_ += (extent.token_end - extent.token_begin) * (extent.head_end - extent.head_begin);
-
-  // Sizes were checked above, so the decoder cannot refuse; keep its answer checked regardless.
-  if (!kernels::DecodeRawChunk(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
-                               wire, shape_.kv_heads, extent, current_.k.data(),
-                               current_.v.data())) {
-    return fail("payload does not decode");
-  }
   ++next_sequence_;
   payload_bytes_ += payload.size();
 

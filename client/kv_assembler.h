@@ -2,7 +2,8 @@
 // checks everything the wire contract promises on the way: the request id, consecutive sequence
 // numbers, layers in order, ranges inside the model's shape, chunks that tile each layer exactly
 // (no overlap, full coverage by last_in_layer), the requested codec, the payload size and its
-// CRC32C. A violation is reported as absl::DataLossError naming the chunk, e.g.
+// CRC32C, and the codec's own payload checks (header, size, parameters). A violation is reported
+// as absl::DataLossError naming the chunk, e.g.
 //   chunk 7 (layer 2, tokens [512,768), kv heads [0,8)): CRC32C mismatch (...)
 // and the assembler then refuses further input: a corrupt stream has no trustworthy suffix.
 //
@@ -42,9 +43,13 @@ struct KvLayer {
   std::vector<float> v;  // [tokens, kv_heads, head_dim], row-major
 };
 
-// The codecs this SDK decodes (RAW_BF16 and RAW_FP32). UNSPECIFIED is not one of them: a request
-// must name what it expects, because the server resolves UNSPECIFIED by its own default.
+// The codecs this SDK decodes: all of them (RAW_BF16, RAW_FP32, LOSSLESS, FP8_E4M3, INT8, INT4;
+// kernels/kvcodec/kv_codec.h). UNSPECIFIED is not one of them: a request must name what it
+// expects, because the server resolves UNSPECIFIED by its own default.
 bool IsDecodableCodec(v1::KvCodec codec);
+inline constexpr char kDecodableCodecsText[] =
+    "(KV_CODEC_RAW_BF16, KV_CODEC_RAW_FP32, KV_CODEC_LOSSLESS, KV_CODEC_FP8_E4M3, KV_CODEC_INT8, "
+    "KV_CODEC_INT4)";
 
 class KvAssembler {
  public:

@@ -304,7 +304,7 @@ std::unique_ptr<PrefillStream> PrefillClient::StartPrefill(const PrefillCall& ca
   if (!sent.skip_kv() && !IsDecodableCodec(sent.kv_codec())) {
     stream->FailBeforeStart(absl::InvalidArgumentError(
         absl::StrCat("PrefillRequest.kv_codec ", v1::KvCodec_Name(sent.kv_codec()),
-                     " is not one this client decodes (KV_CODEC_RAW_BF16, KV_CODEC_RAW_FP32)")));
+                     " is not one this client decodes ", kDecodableCodecsText)));
     return stream;
   }
   const absl::Time deadline = DeadlineAfter(stream->start_time_, call.timeout);

@@ -5,25 +5,25 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/kvcodec/crc32c.h"
-#include "kernels/kvcodec/raw_codec.h"
+#include "kernels/kvcodec/kv_codec.h"
 
 namespace sparsefill::server {
 namespace {
 
 using kernels::ScalarType;
 
-ScalarType WireType(v1::KvCodec codec) {
-  return codec == v1::KV_CODEC_RAW_FP32 ? ScalarType::kFloat32 : ScalarType::kBFloat16;
-}
-
 }  // namespace
 
 std::vector<TokenRange> PlanChunkTokenRanges(int64_t tokens, int64_t bytes_per_token,
                                              int64_t max_chunk_bytes) {
+  return SplitTokenRanges(
+      tokens, std::max<int64_t>(1, max_chunk_bytes / std::max<int64_t>(1, bytes_per_token)));
+}
+
+std::vector<TokenRange> SplitTokenRanges(int64_t tokens, int64_t tokens_per_chunk) {
   std::vector<TokenRange> ranges;
   if (tokens <= 0) return ranges;
-  const int64_t per_chunk =
-      std::max<int64_t>(1, max_chunk_bytes / std::max<int64_t>(1, bytes_per_token));
+  const int64_t per_chunk = std::max<int64_t>(1, tokens_per_chunk);
   ranges.reserve(static_cast<size_t>((tokens + per_chunk - 1) / per_chunk));
   for (int64_t begin = 0; begin < tokens; begin += per_chunk) {
     ranges.push_back({begin, std::min(tokens, begin + per_chunk)});
@@ -44,15 +44,20 @@ absl::Status KvChunkSink::OnLayerKv(const worker::LayerKv& kv) {
       kv.v == nullptr) {
     return absl::InternalError(absl::StrCat("layer ", kv.layer, ": empty or malformed KV export"));
   }
-  const ScalarType wire = WireType(options_.codec);
-  // K and V of one token, all heads.
-  const int64_t bytes_per_token = 2 * static_cast<int64_t>(kv.kv_heads) * kv.head_dim *
-                                  static_cast<int64_t>(kernels::ScalarSize(wire));
+  absl::StatusOr<kernels::KvCodecId> codec = kernels::KvCodecFromNumber(options_.codec);
+  if (!codec.ok()) {
+    return absl::InternalError(absl::StrCat("KV chunk sink: ", codec.status().message()));
+  }
+  kernels::KvEncodeOptions encode_options;
+  encode_options.int4_group_tokens = options_.int4_group_tokens;
+  const kernels::KvLayerView view{kv.k, kv.v, kv.dtype, kv.kv_heads, kv.tokens};
   source_bytes_ += 2 * static_cast<uint64_t>(kv.tokens) * kv.kv_heads * kv.head_dim *
                    kernels::ScalarSize(kv.dtype);
 
-  const std::vector<TokenRange> ranges =
-      PlanChunkTokenRanges(kv.tokens, bytes_per_token, options_.max_chunk_bytes);
+  // As many tokens per chunk as the codec's worst-case payload size allows.
+  const std::vector<TokenRange> ranges = SplitTokenRanges(
+      kv.tokens, kernels::MaxTokensPerChunk(*codec, kv.tokens, kv.kv_heads, kv.head_dim,
+                                            options_.max_chunk_bytes, encode_options));
   for (size_t i = 0; i < ranges.size(); ++i) {
     kernels::KvChunkExtent extent;
     extent.token_begin = ranges[i].begin;
@@ -74,11 +79,16 @@ absl::Status KvChunkSink::OnLayerKv(const worker::LayerKv& kv) {
     chunk->set_codec(options_.codec);
     chunk->set_last_in_layer(i + 1 == ranges.size());
     // Encode straight into the message's payload: no intermediate copy.
-    const size_t payload_bytes = kernels::RawPayloadBytes(extent, wire);
     std::string* payload = chunk->mutable_payload();
-    payload->resize(payload_bytes);
-    kernels::EncodeRawChunk(kv.k, kv.v, kv.dtype, kv.kv_heads, extent, wire,
-                            reinterpret_cast<uint8_t*>(payload->data()));
+    if (absl::Status s = kernels::EncodeKvChunk(*codec, view, extent, encode_options, payload);
+        !s.ok()) {
+      // The request was valid; KV the codec cannot take (e.g. non-finite values for a quantizing
+      // codec) is this request's worker failure.
+      return absl::InternalError(absl::StrCat("encoding KV of layer ", kv.layer, ", tokens [",
+                                              extent.token_begin, ",", extent.token_end,
+                                              "): ", s.message()));
+    }
+    const size_t payload_bytes = payload->size();
     chunk->set_payload_crc32c(kernels::Crc32c(payload->data(), payload->size()));
 
     if (absl::Status s = emit_(std::move(message)); !s.ok()) return s;

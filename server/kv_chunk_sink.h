@@ -1,8 +1,8 @@
 // Turns each layer's KV (worker::LayerKv, host memory) into KvChunk messages for the wire: the
 // layer is split by token ranges so every payload stays within max_chunk_bytes (at least one
-// token per chunk), each payload is the K block then the V block encoded with the request's codec
-// (kernels/kvcodec/raw_codec.h), and carries its CRC32C. Sequence numbers run over the whole
-// request. For now every chunk covers all KV heads of the layer.
+// token per chunk; the codec's worst-case size decides), each payload is encoded with the
+// request's codec (kernels/kvcodec/kv_codec.h), and carries its CRC32C. Sequence numbers run over
+// the whole request. For now every chunk covers all KV heads of the layer.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "kernels/kvcodec/payload_layout.h"
 #include "sparsefill/v1/prefill_service.pb.h"
 #include "worker/kv_sink.h"
 
@@ -28,13 +29,18 @@ struct TokenRange {
 std::vector<TokenRange> PlanChunkTokenRanges(int64_t tokens, int64_t bytes_per_token,
                                              int64_t max_chunk_bytes);
 
+// Token ranges tiling [0, tokens) in order, `tokens_per_chunk` (>= 1) each, the last one possibly
+// shorter.
+std::vector<TokenRange> SplitTokenRanges(int64_t tokens, int64_t tokens_per_chunk);
+
 class KvChunkSink : public worker::KvSink {
  public:
   struct Options {
     std::string request_id;
-    v1::KvCodec codec = v1::KV_CODEC_RAW_BF16;  // RAW_BF16 or RAW_FP32
+    v1::KvCodec codec = v1::KV_CODEC_RAW_BF16;  // any codec but UNSPECIFIED
     // The resolved bound (EffectiveMaxChunkBytes), not the request's raw field.
     int64_t max_chunk_bytes = int64_t{1} << 20;
+    int int4_group_tokens = kernels::kDefaultInt4GroupTokens;  // KV_CODEC_INT4's G
   };
   // Takes each message in sending order. May block (the stream's backpressure); a non-OK status
   // (e.g. Cancelled: the client went away) stops the prefill at this layer.

@@ -143,7 +143,8 @@ absl::Status PrefillCall::RunPrefill(const worker::Model& model,
   // before its first layer, which reports it.
   if (request.progress()) (void)Send(MakeProgress(0));
 
-  KvChunkSink chunks({request.request_id(), validated_.kv_codec, validated_.max_chunk_bytes},
+  KvChunkSink chunks({request.request_id(), validated_.kv_codec, validated_.max_chunk_bytes,
+                      validated_.int4_group_tokens},
                      [this](std::unique_ptr<v1::PrefillResponse> m) { return Send(std::move(m)); });
   CallKvSink sink(
       request.progress(), [this](int layers_done) { return Send(MakeProgress(layers_done)); },

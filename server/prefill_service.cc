@@ -17,8 +17,12 @@ v1::ModelInfoResponse MakeModelInfo(const worker::Model& model, int64_t max_prom
   info.set_hidden_size(static_cast<uint32_t>(c.hidden_size));
   info.set_vocab_size(static_cast<uint32_t>(c.vocab_size));
   info.set_max_prompt_tokens(static_cast<uint64_t>(max_prompt_tokens));
-  info.add_supported_codecs(v1::KV_CODEC_RAW_BF16);
-  info.add_supported_codecs(v1::KV_CODEC_RAW_FP32);
+  for (v1::KvCodec codec : {v1::KV_CODEC_RAW_BF16, v1::KV_CODEC_RAW_FP32, v1::KV_CODEC_LOSSLESS,
+                            v1::KV_CODEC_FP8_E4M3, v1::KV_CODEC_INT8, v1::KV_CODEC_INT4}) {
+    // INT4 packs channel pairs into bytes: a model with an odd head_dim cannot use it.
+    if (codec == v1::KV_CODEC_INT4 && c.head_dim % 2 != 0) continue;
+    info.add_supported_codecs(codec);
+  }
   info.add_supported_attention_modes(v1::ATTENTION_MODE_DENSE);
   info.add_supported_attention_modes(v1::ATTENTION_MODE_MODEL_SPARSE);
   info.add_supported_attention_modes(v1::ATTENTION_MODE_INLINE);

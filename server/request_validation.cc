@@ -56,10 +56,20 @@ absl::StatusOr<ValidatedRequest> ValidatePrefillRequest(const v1::PrefillRequest
   if (!v1::KvCodec_IsValid(codec)) {
     return FieldError("kv_codec",
                       absl::StrCat("unknown value ", codec,
-                                   " (expected KV_CODEC_RAW_BF16 or KV_CODEC_RAW_FP32)"));
+                                   " (expected KV_CODEC_RAW_BF16, KV_CODEC_RAW_FP32, "
+                                   "KV_CODEC_LOSSLESS, KV_CODEC_FP8_E4M3, KV_CODEC_INT8 or "
+                                   "KV_CODEC_INT4)"));
   }
   out.kv_codec =
       request.kv_codec() == v1::KV_CODEC_UNSPECIFIED ? v1::KV_CODEC_RAW_BF16 : request.kv_codec();
+  if (request.kv_int4_group_tokens() > static_cast<uint32_t>(kernels::kMaxInt4GroupTokens)) {
+    return FieldError("kv_int4_group_tokens",
+                      absl::StrCat(request.kv_int4_group_tokens(), " is larger than the limit of ",
+                                   kernels::kMaxInt4GroupTokens));
+  }
+  out.int4_group_tokens = request.kv_int4_group_tokens() == 0
+                              ? kernels::kDefaultInt4GroupTokens
+                              : static_cast<int>(request.kv_int4_group_tokens());
 
   const std::string& config = request.inline_pattern_config();
   if (out.attention_mode == v1::ATTENTION_MODE_INLINE) {

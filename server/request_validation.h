@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
+#include "kernels/kvcodec/payload_layout.h"
 #include "sparsefill/v1/prefill_service.pb.h"
 #include "worker/pattern_config.h"
 
@@ -33,6 +34,7 @@ struct ValidatedRequest {
   v1::AttentionMode attention_mode = v1::ATTENTION_MODE_MODEL_SPARSE;  // never UNSPECIFIED
   v1::KvCodec kv_codec = v1::KV_CODEC_RAW_BF16;                        // never UNSPECIFIED
   uint32_t max_chunk_bytes = kDefaultMaxChunkBytes;                    // clamped
+  int int4_group_tokens = kernels::kDefaultInt4GroupTokens;            // never 0
   // The parsed inline_pattern_config, with ATTENTION_MODE_INLINE only.
   std::optional<worker::PatternConfig> inline_patterns;
 };

@@ -89,6 +89,29 @@ TEST_F(CliTest, PrefillWithBf16WritesRoundedKv) {
   }
 }
 
+TEST_F(CliTest, PrefillWithLosslessWritesTheSameFileAsRawBf16) {
+  const std::string raw = dir_.File("raw-bf16.safetensors");
+  const std::string lossless = dir_.File("lossless.safetensors");
+  const CliResult a = RunSparsefill({"prefill", "--server", server_->target(), "--tokens",
+                                     tokens_file_, "--save-kv", raw, "--codec", "raw_bf16"});
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  const CliResult b = RunSparsefill({"prefill", "--server", server_->target(), "--tokens",
+                                     tokens_file_, "--save-kv", lossless, "--codec", "lossless"});
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  EXPECT_THAT(b.output, HasSubstr("(lossless)"));
+  EXPECT_TRUE(ReadFileBytes(raw) == ReadFileBytes(lossless)) << "LOSSLESS is bit-exact with bf16";
+}
+
+TEST_F(CliTest, PrefillWithInt4AndAGroupSize) {
+  const std::string out = dir_.File("int4.safetensors");
+  const CliResult prefill =
+      RunSparsefill({"prefill", "--server", server_->target(), "--tokens", tokens_file_,
+                     "--save-kv", out, "--codec", "int4", "--int4-group", "16"});
+  ASSERT_EQ(prefill.exit_code, 0) << prefill.output;
+  EXPECT_THAT(prefill.output, HasSubstr("(int4)"));
+  EXPECT_GT(ReadFileBytes(out).size(), 53u * 2 * 64 * 4);
+}
+
 TEST_F(CliTest, PrefillProgressLinesWhenNotATerminal) {
   const CliResult prefill = RunSparsefill(
       {"prefill", "--server", server_->target(), "--tokens", tokens_file_, "--progress"});
@@ -102,7 +125,8 @@ TEST_F(CliTest, InfoPrintsTheModel) {
   ASSERT_EQ(info.exit_code, 0) << info.output;
   EXPECT_THAT(info.output, HasSubstr("model        " + model_->name()));
   EXPECT_THAT(info.output, HasSubstr("layers       4"));
-  EXPECT_THAT(info.output, HasSubstr("KV codecs    raw_bf16, raw_fp32"));
+  EXPECT_THAT(info.output,
+              HasSubstr("KV codecs    raw_bf16, raw_fp32, lossless, fp8_e4m3, int8, int4"));
 }
 
 TEST_F(CliTest, UnreachableServerIsExitOneWithTheCode) {
@@ -145,9 +169,22 @@ TEST_F(CliTest, UsageErrorsAreExitTwoAndHelpIsExitZero) {
   EXPECT_EQ(RunSparsefill({"prefill", "--tokens", tokens_file_}).exit_code, 2);  // no --server
   EXPECT_EQ(RunSparsefill({"prefill", "--server", server_->target()}).exit_code, 2);
   const CliResult codec = RunSparsefill(
-      {"prefill", "--server", server_->target(), "--tokens", tokens_file_, "--codec", "int4"});
+      {"prefill", "--server", server_->target(), "--tokens", tokens_file_, "--codec", "int3"});
   EXPECT_EQ(codec.exit_code, 2);
-  EXPECT_THAT(codec.output, HasSubstr("--codec must be raw_fp32 or raw_bf16, got 'int4'"));
+  EXPECT_THAT(codec.output, HasSubstr("--codec must be raw_fp32, raw_bf16, lossless, fp8_e4m3, "
+                                      "int8 or int4, got 'int3'"));
+  EXPECT_EQ(RunSparsefill({"prefill", "--server", server_->target(), "--tokens", tokens_file_,
+                           "--codec", "INT4"})
+                .exit_code,
+            2);
+  const CliResult group = RunSparsefill(
+      {"prefill", "--server", server_->target(), "--tokens", tokens_file_, "--int4-group", "32"});
+  EXPECT_EQ(group.exit_code, 2);
+  EXPECT_THAT(group.output, HasSubstr("--int4-group needs --codec int4"));
+  EXPECT_EQ(RunSparsefill({"prefill", "--server", server_->target(), "--tokens", tokens_file_,
+                           "--codec", "int4", "--int4-group", "0"})
+                .exit_code,
+            2);
   EXPECT_EQ(RunSparsefill({"prefill", "--server", server_->target(), "--tokens", tokens_file_,
                            "--timeout", "-1"})
                 .exit_code,

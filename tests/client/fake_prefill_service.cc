@@ -85,8 +85,10 @@ v1::ModelInfoResponse SyntheticModelInfo(int num_layers, int kv_heads, int head_
   info.set_hidden_size(kv_heads * 2 * head_dim);
   info.set_vocab_size(vocab);
   info.set_max_prompt_tokens(4096);
-  info.add_supported_codecs(v1::KV_CODEC_RAW_BF16);
-  info.add_supported_codecs(v1::KV_CODEC_RAW_FP32);
+  for (v1::KvCodec codec : {v1::KV_CODEC_RAW_BF16, v1::KV_CODEC_RAW_FP32, v1::KV_CODEC_LOSSLESS,
+                            v1::KV_CODEC_FP8_E4M3, v1::KV_CODEC_INT8, v1::KV_CODEC_INT4}) {
+    info.add_supported_codecs(codec);  // the stream is encoded with kernels::EncodeKvChunk
+  }
   info.add_supported_attention_modes(v1::ATTENTION_MODE_DENSE);
   info.set_backend("cpu");
   return info;

@@ -1,4 +1,4 @@
-// KvAssembler on synthetic chunk streams (no server): the happy paths for both raw codecs with
+// KvAssembler on synthetic chunk streams (no server): the happy paths for every codec with
 // chunks split over token and KV-head ranges, and one test per contract violation, each
 // asserting the code and the message that names the chunk and the problem.
 #include "client/kv_assembler.h"
@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -50,6 +51,16 @@ bool BitEqual(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
+// ||a - b|| / ||b||.
+double RelativeError(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    ref += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(diff / ref);
+}
+
 class KvAssemblerCodecTest : public ::testing::TestWithParam<v1::KvCodec> {};
 
 TEST_P(KvAssemblerCodecTest, ReassemblesChunksSplitOverTokensAndHeads) {
@@ -82,6 +93,12 @@ TEST_P(KvAssemblerCodecTest, ReassemblesChunksSplitOverTokensAndHeads) {
     if (codec == v1::KV_CODEC_RAW_FP32) {
       EXPECT_TRUE(BitEqual(got.k, source[l].k)) << "layer " << l;
       EXPECT_TRUE(BitEqual(got.v, source[l].v)) << "layer " << l;
+    } else if (codec != v1::KV_CODEC_RAW_BF16 && codec != v1::KV_CODEC_LOSSLESS) {
+      // Quantizing codecs: close to the source (the per-element bounds are tested in
+      // tests/kernels/kvcodec_codecs_test.cc); a misplaced block would be far off.
+      const double ceiling = codec == v1::KV_CODEC_INT4 ? 0.12 : 0.03;
+      EXPECT_LT(RelativeError(got.k, source[l].k), ceiling) << "layer " << l;
+      EXPECT_LT(RelativeError(got.v, source[l].v), ceiling) << "layer " << l;
     } else {
       std::vector<float> k_rounded = source[l].k, v_rounded = source[l].v;
       for (float& x : k_rounded) x = testing::Bf16Round(x);
@@ -109,7 +126,9 @@ TEST_P(KvAssemblerCodecTest, OneChunkPerLayerAndOneTokenChunks) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, KvAssemblerCodecTest,
-                         ::testing::Values(v1::KV_CODEC_RAW_FP32, v1::KV_CODEC_RAW_BF16),
+                         ::testing::Values(v1::KV_CODEC_RAW_FP32, v1::KV_CODEC_RAW_BF16,
+                                           v1::KV_CODEC_LOSSLESS, v1::KV_CODEC_FP8_E4M3,
+                                           v1::KV_CODEC_INT8, v1::KV_CODEC_INT4),
                          [](const auto& info) { return v1::KvCodec_Name(info.param); });
 
 // The rest run on bf16 chunks: 3 layers x [0,10) [10,20) [20,30) [30,37) x heads [0,2) [2,3);
@@ -205,6 +224,36 @@ TEST_F(KvAssemblerErrorTest, WrongCodecIsRejected) {
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(s.message(), HasSubstr("chunk 0 (layer 0, tokens [0,10), kv heads [0,2)): codec "
                                      "KV_CODEC_RAW_FP32, requested KV_CODEC_RAW_BF16"));
+}
+
+TEST(KvAssemblerPayloadTest, PayloadOfAnotherCodecIsRejectedByItsHeader) {
+  // An INT8 payload in a chunk labelled FP8_E4M3 (same size, valid CRC): only the header tells.
+  auto int8 = EncodeKvStream(MakeSyntheticKv(kShape), kShape, v1::KV_CODEC_INT8, kRequestId, 10, 2);
+  int8[0].set_codec(v1::KV_CODEC_FP8_E4M3);
+  Collected out;
+  auto a = MakeAssembler(out, v1::KV_CODEC_FP8_E4M3);
+  ASSERT_TRUE(a.ok());
+  const absl::Status s = a->AddChunk(int8[0]);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), HasSubstr("chunk 0 (layer 0, tokens [0,10), kv heads [0,2)): payload "
+                                     "header says codec INT8, expected FP8_E4M3 (wrong codec)"));
+}
+
+TEST(KvAssemblerPayloadTest, CorruptCompressedPayloadsAreRejectedBeforeAnyCellIsMarked) {
+  for (v1::KvCodec codec : {v1::KV_CODEC_LOSSLESS, v1::KV_CODEC_INT4}) {
+    auto chunks = EncodeKvStream(MakeSyntheticKv(kShape), kShape, codec, kRequestId, 10, 2);
+    // Truncated by one byte, with a CRC that matches (a buggy sender, not the network).
+    chunks[1].mutable_payload()->pop_back();
+    FixCrc(chunks[1]);
+    Collected out;
+    auto a = MakeAssembler(out, codec);
+    ASSERT_TRUE(a.ok());
+    ASSERT_TRUE(a->AddChunk(chunks[0]).ok());
+    const absl::Status s = a->AddChunk(chunks[1]);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << v1::KvCodec_Name(codec);
+    EXPECT_THAT(s.message(), HasSubstr("chunk 1 (layer 0, tokens [0,10), kv heads [2,3)): "));
+    EXPECT_THAT(s.message(), ::testing::AnyOf(HasSubstr("truncated"), HasSubstr("zstd")));
+  }
 }
 
 TEST_F(KvAssemblerErrorTest, LayerAheadOfAnIncompleteLayerIsRejected) {

@@ -1,5 +1,5 @@
 // Synthetic KV streams for the client tests: layer tensors with distinct values and their
-// KvChunk encoding (kernels::EncodeRawChunk + Crc32c, the server's encoder), split over token
+// KvChunk encoding (kernels::EncodeKvChunk + Crc32c, the server's encoder), split over token
 // and KV-head ranges the way a server may split them.
 #pragma once
 
@@ -10,7 +10,7 @@
 
 #include "client/kv_assembler.h"
 #include "kernels/kvcodec/crc32c.h"
-#include "kernels/kvcodec/raw_codec.h"
+#include "kernels/kvcodec/kv_codec.h"
 #include "kernels/ops/numeric.h"
 #include "sparsefill/v1/prefill_service.pb.h"
 
@@ -44,11 +44,14 @@ inline float Bf16Round(float x) { return kernels::Bf16ToFloat(kernels::FloatToBf
 inline v1::KvChunk MakeChunk(const SyntheticLayer& layer, int layer_index, int kv_heads,
                              const kernels::KvChunkExtent& extent, v1::KvCodec codec,
                              uint64_t sequence, const std::string& request_id, bool last) {
-  const kernels::ScalarType wire = codec == v1::KV_CODEC_RAW_BF16 ? kernels::ScalarType::kBFloat16
-                                                                  : kernels::ScalarType::kFloat32;
-  std::string payload(kernels::RawPayloadBytes(extent, wire), '\0');
-  kernels::EncodeRawChunk(layer.k.data(), layer.v.data(), kernels::ScalarType::kFloat32, kv_heads,
-                          extent, wire, reinterpret_cast<uint8_t*>(payload.data()));
+  // Any codec, through the registry the server uses (an unknown number leaves the payload empty).
+  std::string payload;
+  const int64_t tokens = static_cast<int64_t>(layer.k.size()) / (kv_heads * extent.head_dim);
+  if (absl::StatusOr<kernels::KvCodecId> id = kernels::KvCodecFromNumber(codec); id.ok()) {
+    const kernels::KvLayerView view{layer.k.data(), layer.v.data(), kernels::ScalarType::kFloat32,
+                                    kv_heads, tokens};
+    (void)kernels::EncodeKvChunk(*id, view, extent, {}, &payload);
+  }
   v1::KvChunk chunk;
   chunk.set_request_id(request_id);
   chunk.set_sequence(sequence);

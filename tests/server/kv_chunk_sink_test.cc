@@ -173,6 +173,43 @@ TEST(KvChunkSinkTest, Fp32ChunksHoldTheExactLayoutAndSizes) {
   EXPECT_EQ(sink.source_bytes(), 2u * 2 * 997 * 2 * 64 * 4);
 }
 
+TEST(KvChunkSinkTest, CompressedChunksStayWithinTheLimitAndTileTheLayer) {
+  const LayerData layer(997, 2, 64);
+  for (v1::KvCodec codec :
+       {v1::KV_CODEC_LOSSLESS, v1::KV_CODEC_FP8_E4M3, v1::KV_CODEC_INT8, v1::KV_CODEC_INT4}) {
+    SCOPED_TRACE(v1::KvCodec_Name(codec));
+    Collected out;
+    KvChunkSink sink({"", codec, 64 << 10, 16}, out.Emit());
+    ASSERT_TRUE(sink.OnLayerKv(layer.View(0)).ok());
+    ASSERT_GE(out.chunks.size(), 2u);
+    uint64_t next_token = 0, bytes = 0;
+    for (const v1::KvChunk& c : out.chunks) {
+      EXPECT_EQ(c.codec(), codec);
+      EXPECT_EQ(c.token_begin(), next_token);
+      next_token = c.token_end();
+      EXPECT_LE(c.payload().size(), 64u << 10);
+      EXPECT_EQ(c.payload_crc32c(), kernels::Crc32c(c.payload().data(), c.payload().size()));
+      if (codec == v1::KV_CODEC_INT4 && !c.last_in_layer()) {
+        EXPECT_EQ((c.token_end() - c.token_begin()) % 16, 0u) << "key groups are not split";
+      }
+      bytes += c.payload().size();
+    }
+    EXPECT_EQ(next_token, 997u);
+    EXPECT_EQ(sink.payload_bytes_sent(), bytes);
+  }
+}
+
+TEST(KvChunkSinkTest, NonFiniteKvWithAQuantizingCodecIsAnInternalError) {
+  LayerData layer(10, 2, 64);
+  layer.k[5] = std::numeric_limits<float>::quiet_NaN();
+  Collected out;
+  KvChunkSink sink({"", v1::KV_CODEC_INT8, 64 << 10}, out.Emit());
+  const absl::Status s = sink.OnLayerKv(layer.View(3));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_NE(s.message().find("encoding KV of layer 3"), std::string::npos) << s;
+  EXPECT_TRUE(out.chunks.empty());
+}
+
 TEST(KvChunkSinkTest, Bf16IsRoundToNearestEvenOfEveryElement) {
   LayerData layer(131, 3, 32);
   // Edge values: ties (to even, both ways), values that round up into the exponent, infinities.

@@ -136,6 +136,53 @@ TEST_F(PrefillServiceTest, Fp32KvIsBitIdenticalToAnInProcessPrefill) {
     EXPECT_EQ(result->attention_density(l), ref.out.attention_density[l]);
 }
 
+TEST_F(PrefillServiceTest, EveryCodecDeliversTheInProcessKv) {
+  StartServer();
+  const worker::ModelConfig& c = model_->config();
+  v1::PrefillRequest base = Request(300, 5);
+  base.set_attention_mode(v1::ATTENTION_MODE_DENSE);
+  base.set_max_chunk_bytes(64 << 10);  // several chunks per layer
+  const Reference ref = InProcess(*model_, base, /*patterns=*/nullptr);
+  uint64_t bf16_bytes = 0;
+  for (v1::KvCodec codec : {v1::KV_CODEC_RAW_BF16, v1::KV_CODEC_LOSSLESS, v1::KV_CODEC_FP8_E4M3,
+                            v1::KV_CODEC_INT8, v1::KV_CODEC_INT4}) {
+    SCOPED_TRACE(v1::KvCodec_Name(codec));
+    v1::PrefillRequest r = base;
+    r.set_kv_codec(codec);
+    if (codec == v1::KV_CODEC_INT4) r.set_kv_int4_group_tokens(32);
+    const PrefillStream s = RunPrefill(*stub_, r);
+    ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+    ASSERT_NE(s.result(), nullptr);
+    EXPECT_EQ(s.result()->kv_codec(), codec);
+    for (const v1::KvChunk* chunk : s.chunks()) {
+      EXPECT_EQ(chunk->codec(), codec);
+      EXPECT_LE(chunk->payload().size(), 64u << 10);
+      if (codec == v1::KV_CODEC_INT4) {
+        EXPECT_EQ(static_cast<uint8_t>(chunk->payload()[4]), 32) << "G in the header";
+      }
+    }
+    const AssembledKv kv = testing::AssembleKv(s, c.num_layers, 300, c.num_kv_heads, c.head_dim);
+    if (codec == v1::KV_CODEC_RAW_BF16) bf16_bytes = s.result()->kv_bytes_sent();
+    for (int l = 0; l < c.num_layers; ++l) {
+      if (codec == v1::KV_CODEC_RAW_BF16 || codec == v1::KV_CODEC_LOSSLESS) {
+        for (size_t i = 0; i < kv.k[l].size(); ++i) {
+          ASSERT_EQ(kv.k[l][i], RoundToBf16(ref.kv.k[l][i])) << "K layer " << l << " element " << i;
+          ASSERT_EQ(kv.v[l][i], RoundToBf16(ref.kv.v[l][i])) << "V layer " << l << " element " << i;
+        }
+      } else {
+        const double ceiling = codec == v1::KV_CODEC_INT4 ? 0.15 : 0.04;
+        EXPECT_LT(sparsefill::testing::RelativeError(kv.k[l], ref.kv.k[l]), ceiling)
+            << "layer " << l;
+        EXPECT_LT(sparsefill::testing::RelativeError(kv.v[l], ref.kv.v[l]), ceiling)
+            << "layer " << l;
+      }
+    }
+    if (codec != v1::KV_CODEC_RAW_BF16) {
+      EXPECT_LT(s.result()->kv_bytes_sent(), bf16_bytes) << "compressed smaller than bf16";
+    }
+  }
+}
+
 TEST_F(PrefillServiceTest, Bf16KvIsTheRoundingOfTheInProcessKv) {
   StartServer();
   v1::PrefillRequest r = Request(257, 3);  // default codec: RAW_BF16
@@ -321,9 +368,13 @@ TEST_F(PrefillServiceTest, ModelInfoDescribesTheModel) {
   EXPECT_EQ(info.vocab_size(), 8192u);
   EXPECT_EQ(info.max_prompt_tokens(), 4096u);
   EXPECT_EQ(info.backend(), "cpu");
-  ASSERT_EQ(info.supported_codecs_size(), 2);
+  ASSERT_EQ(info.supported_codecs_size(), 6);
   EXPECT_EQ(info.supported_codecs(0), v1::KV_CODEC_RAW_BF16);
   EXPECT_EQ(info.supported_codecs(1), v1::KV_CODEC_RAW_FP32);
+  EXPECT_EQ(info.supported_codecs(2), v1::KV_CODEC_LOSSLESS);
+  EXPECT_EQ(info.supported_codecs(3), v1::KV_CODEC_FP8_E4M3);
+  EXPECT_EQ(info.supported_codecs(4), v1::KV_CODEC_INT8);
+  EXPECT_EQ(info.supported_codecs(5), v1::KV_CODEC_INT4);
   ASSERT_EQ(info.supported_attention_modes_size(), 3);
   EXPECT_EQ(info.model_pattern_config(), model_->sparse_patterns().ToJson());
   auto parsed =

@@ -59,6 +59,27 @@ TEST(RequestValidationTest, ExplicitModesAndCodecsAreKept) {
   EXPECT_EQ(v->kv_codec, v1::KV_CODEC_RAW_FP32);
 }
 
+TEST(RequestValidationTest, CompressedCodecsAndTheInt4GroupSize) {
+  v1::PrefillRequest r = ValidRequest();
+  for (v1::KvCodec codec :
+       {v1::KV_CODEC_LOSSLESS, v1::KV_CODEC_FP8_E4M3, v1::KV_CODEC_INT8, v1::KV_CODEC_INT4}) {
+    r.set_kv_codec(codec);
+    const absl::StatusOr<ValidatedRequest> v = ValidatePrefillRequest(r, kLimits);
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(v->kv_codec, codec);
+    EXPECT_EQ(v->int4_group_tokens, 64) << "the default G";
+  }
+  r.set_kv_int4_group_tokens(65535);
+  EXPECT_EQ(ValidatePrefillRequest(r, kLimits)->int4_group_tokens, 65535);
+  r.set_kv_int4_group_tokens(65536);
+  const absl::StatusOr<ValidatedRequest> v = ValidatePrefillRequest(r, kLimits);
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(v.status().message(), "kv_int4_group_tokens: 65536 is larger than the limit of 65535");
+  r.set_kv_int4_group_tokens(0);
+  r.set_kv_codec(static_cast<v1::KvCodec>(7));
+  EXPECT_EQ(ValidatePrefillRequest(r, kLimits).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(RequestValidationTest, MaxChunkBytesIsClamped) {
   EXPECT_EQ(EffectiveMaxChunkBytes(0), 1u << 20);
   EXPECT_EQ(EffectiveMaxChunkBytes(1), 64u << 10);

@@ -15,7 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "kernels/kvcodec/crc32c.h"
-#include "kernels/kvcodec/raw_codec.h"
+#include "kernels/kvcodec/kv_codec.h"
 #include "worker/backend_factory.h"
 
 namespace sparsefill::server::testing {
@@ -136,12 +136,12 @@ AssembledKv AssembleKv(const PrefillStream& stream, int num_layers, int64_t toke
     extent.head_begin = static_cast<int>(c->kv_head_begin());
     extent.head_end = static_cast<int>(c->kv_head_end());
     extent.head_dim = static_cast<int>(c->head_dim());
-    const kernels::ScalarType wire = c->codec() == v1::KV_CODEC_RAW_FP32
-                                         ? kernels::ScalarType::kFloat32
-                                         : kernels::ScalarType::kBFloat16;
-    EXPECT_TRUE(kernels::DecodeRawChunk(reinterpret_cast<const uint8_t*>(c->payload().data()),
-                                        c->payload().size(), wire, kv_heads, extent,
-                                        kv.k[c->layer()].data(), kv.v[c->layer()].data()));
+    const absl::StatusOr<kernels::KvCodecId> codec = kernels::KvCodecFromNumber(c->codec());
+    EXPECT_TRUE(codec.ok()) << codec.status();
+    if (!codec.ok()) continue;
+    const absl::Status decoded = kernels::DecodeKvChunk(
+        *codec, c->payload(), kv_heads, extent, kv.k[c->layer()].data(), kv.v[c->layer()].data());
+    EXPECT_TRUE(decoded.ok()) << "chunk " << c->sequence() << ": " << decoded;
   }
   for (int l = 0; l < num_layers; ++l)
     EXPECT_EQ(next_token[l], tokens) << "layer " << l << " incomplete";
