@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "kernels/attention/attention_shape.h"
 #include "kernels/ops/rope_ref.h"
@@ -106,6 +107,14 @@ class Backend {
   // out = silu(gate) * up; out may alias gate.
   virtual absl::Status SwiGlu(const Tensor2D& gate, const Tensor2D& up, Tensor2D out) = 0;
   virtual absl::Status AddInPlace(Tensor2D acc, const Tensor2D& x) = 0;
+  // x[r, :] += bias[0, :] for every row (Qwen2's q/k/v biases). With 0 rows it only answers
+  // whether the backend has the op: Unimplemented (this default) when it does not.
+  virtual absl::Status AddBias(Tensor2D x, const Tensor2D& bias) {
+    (void)x;
+    (void)bias;
+    return absl::UnimplementedError(
+        absl::StrCat("the ", name(), " backend has no bias add (q/k/v biases, Qwen2)"));
+  }
   // Causal attention of all prompt tokens, each query head with its pattern (patterns.size() ==
   // q_heads); the backend estimates sparse patterns and builds their indices itself. `out` may be
   // `q` itself (each query row is read before its output row is written).

@@ -131,6 +131,15 @@ class CpuBackend : public Backend {
     return absl::OkStatus();
   }
 
+  absl::Status AddBias(Tensor2D x, const Tensor2D& bias) override {
+    if (x.rows == 0) return absl::OkStatus();
+    if (bias.rows != 1 || bias.cols != x.cols) return ShapeMismatch("AddBias", x, bias);
+    for (int64_t r = 0; r < x.rows; ++r) {
+      kernels::AddInPlaceRef(F32(x) + r * x.cols, F32(bias), x.cols);
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Attention(const Tensor2D& q, const Tensor2D& k, const Tensor2D& v,
                          const kernels::AttentionShape& shape,
                          std::span<const HeadPattern> patterns, Tensor2D out,

@@ -59,14 +59,15 @@ std::string HuggingFaceTensorName(absl::string_view name) {
 
 absl::StatusOr<ModelConfig> ModelConfigFromGguf(const GgufFile& file) {
   SF_ASSIGN_OR_RETURN(const std::string arch, file.GetString("general.architecture"));
-  if (arch != "llama") {
+  if (arch != "llama" && arch != "qwen2") {
     return absl::UnimplementedError(
         absl::StrCat(file.path(), ": metadata 'general.architecture' is '", arch,
-                     "': supported is 'llama'"));
+                     "': supported are 'llama' and 'qwen2'"));
   }
   const std::string p = arch + ".";
   ModelConfig c;
   c.model_type = arch;
+  c.qkv_bias = arch == "qwen2";
   int64_t v;
   SF_ASSIGN_OR_RETURN(v, file.GetInt(p + "block_count"));
   c.num_layers = static_cast<int>(v);
@@ -154,7 +155,7 @@ absl::StatusOr<std::unique_ptr<GgufWeights>> GgufWeights::Load(const GgufFile& f
       return absl::Status(code, absl::StrCat(file.path(), ": tensor '", t.name, "': ", what));
     };
     std::string hf = HuggingFaceTensorName(t.name);
-    if (hf.empty()) {
+    if (hf.empty() || (!config.qkv_bias && absl::EndsWith(hf, ".bias"))) {
       return bad(absl::StatusCode::kUnimplemented, "has no counterpart in the runtime's weights");
     }
     Stored stored;

@@ -25,7 +25,8 @@ namespace sparsefill::worker {
 // attention.head_count(_kv), attention.key_length (else hidden / heads),
 // attention.layer_norm_rms_epsilon, rope.freq_base, rope.dimension_count (must be head_dim),
 // context_length, vocab_size (else the token table's rows); tied embeddings when there is no
-// output.weight. Unsupported architectures and RoPE scalings are errors naming the key.
+// output.weight. Architectures "llama" and "qwen2" (q/k/v biases); others and RoPE scalings
+// are errors naming the key.
 absl::StatusOr<ModelConfig> ModelConfigFromGguf(const GgufFile& file);
 
 // Rows [heads * head_dim, cols] of a Q or K projection from llama.cpp's interleaved-pair layout

@@ -86,7 +86,8 @@ absl::Status RunLayers(Backend& be, const ModelConfig& c, const LlamaWeights& w,
     const Tensor2D k = a.k[l % kv_sets]->view();
     const Tensor2D v = a.v[l % kv_sets]->view();
 
-    // Attention inputs, chunk by chunk: x = RMSNorm(h); q, k, v = x Wq, x Wk, x Wv; RoPE(q, k).
+    // Attention inputs, chunk by chunk: x = RMSNorm(h); q, k, v = x Wq (+ bq), x Wk (+ bk),
+    // x Wv (+ bv); RoPE(q, k).
     t0 = Clock::now();
     for (int64_t b = 0; b < T; b += chunk) {
       const int64_t e = std::min(T, b + chunk);
@@ -95,6 +96,11 @@ absl::Status RunLayers(Backend& be, const ModelConfig& c, const LlamaWeights& w,
       SF_RETURN_IF_ERROR(be.Linear(x, lw.wq->view(), q->view().Rows(b, e)));
       SF_RETURN_IF_ERROR(be.Linear(x, lw.wk->view(), k.Rows(b, e)));
       SF_RETURN_IF_ERROR(be.Linear(x, lw.wv->view(), v.Rows(b, e)));
+      if (lw.bq != nullptr) {
+        SF_RETURN_IF_ERROR(be.AddBias(q->view().Rows(b, e), lw.bq->view()));
+        SF_RETURN_IF_ERROR(be.AddBias(k.Rows(b, e), lw.bk->view()));
+        SF_RETURN_IF_ERROR(be.AddBias(v.Rows(b, e), lw.bv->view()));
+      }
       SF_RETURN_IF_ERROR(be.ApplyRope(q->view().Rows(b, e), c.num_heads, c.head_dim, c.rope, b));
       SF_RETURN_IF_ERROR(be.ApplyRope(k.Rows(b, e), c.num_kv_heads, c.head_dim, c.rope, b));
     }

@@ -18,10 +18,17 @@ absl::StatusOr<std::unique_ptr<BackendBuffer>> Load(const WeightSource& source, 
   return buffer;
 }
 
+// Whether `backend` runs every op the config needs, before anything is uploaded.
+absl::Status CheckBackendSupports(const ModelConfig& c, Backend& backend) {
+  if (c.qkv_bias) return backend.AddBias(Tensor2D{}, Tensor2D{});
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<LlamaWeights> LoadLlamaWeights(const ModelConfig& c, const WeightSource& source,
                                               Backend& backend) {
+  SF_RETURN_IF_ERROR(CheckBackendSupports(c, backend));
   LlamaWeights w;
   const int64_t H = c.hidden_size;
   SF_ASSIGN_OR_RETURN(w.embed_tokens,
@@ -36,6 +43,11 @@ absl::StatusOr<LlamaWeights> LoadLlamaWeights(const ModelConfig& c, const Weight
                         Load(source, backend, p + "self_attn.k_proj.weight", {c.kv_dim(), H}));
     SF_ASSIGN_OR_RETURN(lw.wv,
                         Load(source, backend, p + "self_attn.v_proj.weight", {c.kv_dim(), H}));
+    if (c.qkv_bias) {
+      SF_ASSIGN_OR_RETURN(lw.bq, Load(source, backend, p + "self_attn.q_proj.bias", {c.q_dim()}));
+      SF_ASSIGN_OR_RETURN(lw.bk, Load(source, backend, p + "self_attn.k_proj.bias", {c.kv_dim()}));
+      SF_ASSIGN_OR_RETURN(lw.bv, Load(source, backend, p + "self_attn.v_proj.bias", {c.kv_dim()}));
+    }
     SF_ASSIGN_OR_RETURN(lw.wo,
                         Load(source, backend, p + "self_attn.o_proj.weight", {H, c.q_dim()}));
     SF_ASSIGN_OR_RETURN(lw.post_attention_norm,
@@ -61,6 +73,7 @@ absl::StatusOr<LlamaWeights> LoadLlamaWeights(const ModelConfig& c, const Weight
 
 absl::StatusOr<LlamaWeights> MakeRandomLlamaWeights(const ModelConfig& c, uint64_t seed,
                                                     Backend& backend) {
+  SF_RETURN_IF_ERROR(CheckBackendSupports(c, backend));
   LlamaWeights w;
   uint64_t tensor = 0;  // each tensor draws from its own stream of the seed
   auto make = [&](int64_t rows, int64_t cols, float mean, float stddev) {
@@ -75,6 +88,11 @@ absl::StatusOr<LlamaWeights> MakeRandomLlamaWeights(const ModelConfig& c, uint64
     SF_ASSIGN_OR_RETURN(lw.wq, make(c.q_dim(), H, 0.0f, kStd));
     SF_ASSIGN_OR_RETURN(lw.wk, make(c.kv_dim(), H, 0.0f, kStd));
     SF_ASSIGN_OR_RETURN(lw.wv, make(c.kv_dim(), H, 0.0f, kStd));
+    if (c.qkv_bias) {
+      SF_ASSIGN_OR_RETURN(lw.bq, make(1, c.q_dim(), 0.0f, kStd));
+      SF_ASSIGN_OR_RETURN(lw.bk, make(1, c.kv_dim(), 0.0f, kStd));
+      SF_ASSIGN_OR_RETURN(lw.bv, make(1, c.kv_dim(), 0.0f, kStd));
+    }
     SF_ASSIGN_OR_RETURN(lw.wo, make(H, c.q_dim(), 0.0f, kStd));
     SF_ASSIGN_OR_RETURN(lw.post_attention_norm, make(1, H, 1.0f, kNormStd));
     SF_ASSIGN_OR_RETURN(lw.w_gate, make(c.intermediate_size, H, 0.0f, kStd));

@@ -16,6 +16,9 @@ struct LlamaLayerWeights {
   std::unique_ptr<BackendBuffer> wq;                   // [heads * head_dim, hidden]
   std::unique_ptr<BackendBuffer> wk;                   // [kv_heads * head_dim, hidden]
   std::unique_ptr<BackendBuffer> wv;                   // [kv_heads * head_dim, hidden]
+  std::unique_ptr<BackendBuffer> bq;                   // [1, heads * head_dim]; null without q/k/v bias
+  std::unique_ptr<BackendBuffer> bk;                   // [1, kv_heads * head_dim]
+  std::unique_ptr<BackendBuffer> bv;                   // [1, kv_heads * head_dim]
   std::unique_ptr<BackendBuffer> wo;                   // [hidden, heads * head_dim]
   std::unique_ptr<BackendBuffer> post_attention_norm;  // [1, hidden]
   std::unique_ptr<BackendBuffer> w_gate;               // [intermediate, hidden]
@@ -34,7 +37,8 @@ struct LlamaWeights {
 
 // Checks every tensor's presence and shape against the config, then uploads it. With
 // tie_word_embeddings the output projection is the embedding table; without it a missing
-// lm_head.weight is an error.
+// lm_head.weight is an error. With qkv_bias the q/k/v_proj.bias tensors are required, and a
+// backend without AddBias is Unimplemented before any upload.
 absl::StatusOr<LlamaWeights> LoadLlamaWeights(const ModelConfig& config, const WeightSource& source,
                                               Backend& backend);
 

@@ -139,10 +139,11 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const JsonValue& json) {
   ModelConfig c;
   const JsonValue* type = json.Find("model_type");
   if (type != nullptr && type->is_string()) c.model_type = type->as_string();
-  if (c.model_type != "llama" && c.model_type != "mistral") {
-    return FieldError("model_type",
-                      absl::StrCat("is '", c.model_type, "': supported are 'llama' and 'mistral'"));
+  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2") {
+    return FieldError("model_type", absl::StrCat("is '", c.model_type,
+                                                 "': supported are 'llama', 'mistral' and 'qwen2'"));
   }
+  c.qkv_bias = c.model_type == "qwen2";
   const JsonValue* act = json.Find("hidden_act");
   if (act != nullptr && act->is_string() && act->as_string() != "silu") {
     return FieldError("hidden_act",
@@ -173,6 +174,16 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const JsonValue& json) {
   SF_ASSIGN_OR_RETURN(c.tie_word_embeddings, OptionalBool(json, "tie_word_embeddings", false));
   SF_ASSIGN_OR_RETURN(c.max_position_embeddings, OptionalInt(json, "max_position_embeddings", 0));
   SF_ASSIGN_OR_RETURN(c.sliding_window, OptionalInt(json, "sliding_window", 0));
+  if (c.model_type == "qwen2") {
+    // Qwen2 configs name a window that transformers applies only with use_sliding_window (and
+    // then only above max_window_layers).
+    bool use_window = false;
+    SF_ASSIGN_OR_RETURN(use_window, OptionalBool(json, "use_sliding_window", false));
+    if (use_window) {
+      return FieldError("use_sliding_window", "is true: Qwen2's per-layer window is not supported");
+    }
+    c.sliding_window = 0;
+  }
   if (absl::Status s = ReadRope(json, c.max_position_embeddings, &c.rope); !s.ok()) return s;
   if (absl::Status s = c.Validate(); !s.ok()) return s;
   return c;
@@ -222,7 +233,8 @@ std::string ModelConfig::Summary() const {
                       num_heads, " query / ", num_kv_heads, " KV heads x ", head_dim, ", MLP ",
                       intermediate_size, ", vocab ", vocab_size, ", RoPE ",
                       rope.type == kernels::RopeSpec::Type::kLlama3 ? "llama3" : "default",
-                      " theta ", rope.theta, tie_word_embeddings ? ", tied embeddings" : "");
+                      " theta ", rope.theta, tie_word_embeddings ? ", tied embeddings" : "",
+                      qkv_bias ? ", q/k/v bias" : "");
 }
 
 absl::StatusOr<std::string> ReadTextFile(const std::string& path) {

@@ -11,7 +11,7 @@
 namespace sparsefill::worker {
 
 struct ModelConfig {
-  std::string model_type = "llama";  // "llama" or "mistral"
+  std::string model_type = "llama";  // "llama", "mistral" or "qwen2"
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -23,12 +23,14 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   int64_t max_position_embeddings = 0;
   int64_t sliding_window = 0;  // 0 = none (Mistral-style window otherwise)
+  bool qkv_bias = false;       // the q/k/v projections add a bias (Qwen2)
   kernels::RopeSpec rope;
 
   // Reads the fields above; both RoPE forms are accepted: top-level `rope_theta` +
   // `rope_scaling` (real checkpoints) and `rope_parameters` (transformers 5). Errors name the
-  // field. Unsupported features (biases, other activations, other rope types) are errors,
-  // never silently ignored.
+  // field. Qwen2 (model_type "qwen2") has q/k/v biases; its sliding window applies only with
+  // use_sliding_window, which is not supported. Unsupported features (other biases, other
+  // activations, other rope types) are errors, never silently ignored.
   static absl::StatusOr<ModelConfig> FromJson(const JsonValue& json);
   static absl::StatusOr<ModelConfig> FromFile(const std::string& path);
 

@@ -10,10 +10,15 @@ float32 with eager attention, and with the checkpoint written the ways real mode
                        sliding window 64 over a 300-token prompt. transformers' sliding-window
                        cache keeps only the last 63 (window - 1) tokens, so its golden K/V hold
                        those; sparsefill streams all tokens and the test compares the tail.
+  tiny-qwen2           model_type qwen2: q/k/v biases (drawn like the weights, so they matter),
+                       GQA 6/2, head_dim 32, RoPE theta 1e6, untied embeddings; its config names a
+                       sliding window that use_sliding_window=false leaves unused (transformers
+                       writes it as null).
 Each folder: config.json, weights, golden.safetensors (input_ids int32 [T]; layer.{i}.k/v float32
 [T, kv_heads, head_dim], K after RoPE; logits_last float32 [vocab]), meta.json.
 
-Usage (needs torch, transformers, safetensors): python3 gen_golden_variants.py [OUT_DIR]
+Usage (needs torch, transformers, safetensors): python3 gen_golden_variants.py [OUT_DIR [NAME...]]
+(NAMEs: only those variants.)
 """
 import json
 import os
@@ -21,7 +26,11 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig,
+                          MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+
+CLASSES = {"llama": (LlamaConfig, LlamaForCausalLM), "mistral": (MistralConfig, MistralForCausalLM),
+           "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
 
 VARIANTS = {
     "tiny-llama2-mha": dict(
@@ -51,6 +60,14 @@ VARIANTS = {
                  tie_word_embeddings=False),
         legacy_rope=dict(rope_theta=1000000.0),
         tokens=300, seed=13, shard=None),
+    "tiny-qwen2": dict(
+        arch="qwen2",
+        cfg=dict(vocab_size=448, hidden_size=192, intermediate_size=512, num_hidden_layers=2,
+                 num_attention_heads=6, num_key_value_heads=2, head_dim=32, rms_norm_eps=1e-6,
+                 rope_theta=1000000.0, max_position_embeddings=32768, use_sliding_window=False,
+                 sliding_window=32, max_window_layers=1, tie_word_embeddings=False),
+        legacy_rope=dict(rope_theta=1000000.0),
+        tokens=233, seed=17, shard=None),
 }
 
 
@@ -66,7 +83,7 @@ def rewrite_config_legacy(path, legacy):
 
 def run(name, spec, out_root):
     torch.manual_seed(spec["seed"])
-    config_cls, model_cls = (LlamaConfig, LlamaForCausalLM) if spec["arch"] == "llama" else (MistralConfig, MistralForCausalLM)
+    config_cls, model_cls = CLASSES[spec["arch"]]
     cfg = config_cls(**spec["cfg"])
     cfg._attn_implementation = "eager"
     model = model_cls(cfg)
@@ -74,6 +91,9 @@ def run(name, spec, out_root):
         for _, p in model.named_parameters():
             if p.dim() == 2:
                 p.normal_(0.0, 0.06)
+        for pname, p in model.named_parameters():
+            if pname.endswith(".bias"):  # transformers starts biases at zero: make them count
+                p.normal_(0.0, 0.5)
     model = model.to(torch.bfloat16)
     d = os.path.join(out_root, name)
     os.makedirs(d, exist_ok=True)
@@ -108,5 +128,6 @@ def run(name, spec, out_root):
 
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
-    for n, s in VARIANTS.items():
-        run(n, s, out)
+    names = sys.argv[2:] or list(VARIANTS)
+    for n in names:
+        run(n, VARIANTS[n], out)

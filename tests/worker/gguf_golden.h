@@ -54,6 +54,9 @@ inline std::string GgufName(const std::string& hf) {
       {"self_attn.q_proj.weight", "attn_q.weight"},
       {"self_attn.k_proj.weight", "attn_k.weight"},
       {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.q_proj.bias", "attn_q.bias"},
+      {"self_attn.k_proj.bias", "attn_k.bias"},
+      {"self_attn.v_proj.bias", "attn_v.bias"},
       {"self_attn.o_proj.weight", "attn_output.weight"},
       {"post_attention_layernorm.weight", "ffn_norm.weight"},
       {"mlp.gate_proj.weight", "ffn_gate.weight"},
@@ -96,33 +99,35 @@ inline std::vector<uint8_t> QuantizeQ8_0(const std::vector<float>& values) {
   return out;
 }
 
-// Writes the tiny-llama2-mha golden checkpoint (default RoPE, tied embeddings, MHA, head_dim 64)
-// as a GGUF file: metadata from its config, Q/K permuted as the converter does, 2-D weights as
-// F32 or Q8_0.
+// Writes a golden checkpoint with default RoPE (tiny-llama2-mha: tied embeddings, MHA, head_dim
+// 64; tiny-qwen2: q/k/v biases, GQA) as a GGUF file: metadata from its config, Llama Q/K
+// permuted as the converter does (Qwen2's are not), 2-D weights as F32 or Q8_0.
 inline void WriteGoldenAsGguf(const std::string& path, bool q8,
-                              const std::function<void(GgufWriter&)>& add_metadata = {}) {
-  const std::string dir = std::string(SPARSEFILL_TEST_DATA_DIR) + "/tiny-llama2-mha";
+                              const std::function<void(GgufWriter&)>& add_metadata = {},
+                              const std::string& golden = "tiny-llama2-mha") {
+  const std::string dir = std::string(SPARSEFILL_TEST_DATA_DIR) + "/" + golden;
   const ModelConfig c = ModelConfig::FromFile(dir + "/config.json").value();
   auto st = SafetensorsFile::Open(dir + "/model.safetensors").value();
   GgufWriter w;
-  w.AddString("general.architecture", "llama");
-  w.AddUint32("llama.block_count", c.num_layers);
-  w.AddUint32("llama.context_length", static_cast<uint32_t>(c.max_position_embeddings));
-  w.AddUint32("llama.embedding_length", static_cast<uint32_t>(c.hidden_size));
-  w.AddUint32("llama.feed_forward_length", static_cast<uint32_t>(c.intermediate_size));
-  w.AddUint32("llama.attention.head_count", c.num_heads);
-  w.AddUint32("llama.attention.head_count_kv", c.num_kv_heads);
-  w.AddFloat32("llama.rope.freq_base", c.rope.theta);
-  w.AddFloat32("llama.attention.layer_norm_rms_epsilon", c.rms_norm_eps);
-  w.AddUint32("llama.rope.dimension_count", c.head_dim);
-  w.AddUint32("llama.attention.key_length", c.head_dim);
-  w.AddUint32("llama.vocab_size", static_cast<uint32_t>(c.vocab_size));
+  const std::string arch = c.model_type;
+  w.AddString("general.architecture", arch);
+  w.AddUint32(arch + ".block_count", c.num_layers);
+  w.AddUint32(arch + ".context_length", static_cast<uint32_t>(c.max_position_embeddings));
+  w.AddUint32(arch + ".embedding_length", static_cast<uint32_t>(c.hidden_size));
+  w.AddUint32(arch + ".feed_forward_length", static_cast<uint32_t>(c.intermediate_size));
+  w.AddUint32(arch + ".attention.head_count", c.num_heads);
+  w.AddUint32(arch + ".attention.head_count_kv", c.num_kv_heads);
+  w.AddFloat32(arch + ".rope.freq_base", c.rope.theta);
+  w.AddFloat32(arch + ".attention.layer_norm_rms_epsilon", c.rms_norm_eps);
+  w.AddUint32(arch + ".rope.dimension_count", c.head_dim);
+  w.AddUint32(arch + ".attention.key_length", c.head_dim);
+  w.AddUint32(arch + ".vocab_size", static_cast<uint32_t>(c.vocab_size));
   if (add_metadata) add_metadata(w);
   for (const TensorView& t : st->tensors()) {
     std::vector<float> v = ToFloat32(t).value();
     const bool is_q = t.name.find("q_proj") != std::string::npos;
     const bool is_k = t.name.find("k_proj") != std::string::npos;
-    if (is_q || is_k) {
+    if ((is_q || is_k) && t.shape.size() == 2 && arch == "llama") {
       v = ConverterPermute(v, is_q ? c.num_heads : c.num_kv_heads, c.head_dim, t.shape[1]);
     }
     std::vector<uint64_t> dims(t.shape.rbegin(), t.shape.rend());

@@ -326,8 +326,9 @@ TEST(GgufWeightsTest, TensorNames) {
 
 // --- The golden model as GGUF ------------------------------------------------------------------
 
-std::vector<float> GoldenLogits(std::vector<int32_t>* ids) {
-  const std::string dir = std::string(SPARSEFILL_TEST_DATA_DIR) + "/tiny-llama2-mha";
+std::vector<float> GoldenLogits(std::vector<int32_t>* ids,
+                                const std::string& name = "tiny-llama2-mha") {
+  const std::string dir = std::string(SPARSEFILL_TEST_DATA_DIR) + "/" + name;
   auto golden = SafetensorsFile::Open(dir + "/golden.safetensors").value();
   const TensorView* ids_view = golden->Find("input_ids");
   ids->resize(ids_view->numel());
@@ -344,6 +345,22 @@ TEST(GgufModelTest, GoldenModelAsGgufMatchesTransformers) {
   EXPECT_EQ((*model)->config().head_dim, 64);
   std::vector<int32_t> ids;
   const std::vector<float> want = GoldenLogits(&ids);
+  auto out = (*model)->Prefill(ids, PrefillOptions{});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_LT(testing::RelativeError(out->logits_last, want), 1e-4);
+  fs::remove(path);
+}
+
+TEST(GgufModelTest, Qwen2GoldenModelAsGgufMatchesTransformers) {
+  const std::string path = TempPath("qwen2.gguf");
+  WriteGoldenAsGguf(path, /*q8=*/false, {}, "tiny-qwen2");
+  auto model = Model::Load(ModelLoadOptions{path, ""}, MakeCpuBackend());
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->config().model_type, "qwen2");
+  EXPECT_TRUE((*model)->config().qkv_bias);
+  EXPECT_FALSE((*model)->config().tie_word_embeddings);
+  std::vector<int32_t> ids;
+  const std::vector<float> want = GoldenLogits(&ids, "tiny-qwen2");
   auto out = (*model)->Prefill(ids, PrefillOptions{});
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_LT(testing::RelativeError(out->logits_last, want), 1e-4);

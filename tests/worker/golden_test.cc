@@ -2,7 +2,8 @@
 // (tests/data/*/golden.safetensors): every layer's K (after RoPE) and V and the last logits within
 // 1e-4 relative error, same first token. tiny-llama3 came from the GPU box
 // (shared/tools/gen_golden.py); the others from tests/data/gen_golden_variants.py (MHA + head_dim
-// 64 + tied embeddings + top-level RoPE form; sharded llama3-RoPE; Mistral with a sliding window).
+// 64 + tied embeddings + top-level RoPE form; sharded llama3-RoPE; Mistral with a sliding window;
+// Qwen2 with q/k/v biases).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -74,7 +75,7 @@ TEST_P(GoldenTest, MatchesTransformersFloat32) {
 
 INSTANTIATE_TEST_SUITE_P(Checkpoints, GoldenTest,
                          ::testing::Values("tiny-llama3", "tiny-llama2-mha", "tiny-llama31-sharded",
-                                           "tiny-mistral-window"),
+                                           "tiny-mistral-window", "tiny-qwen2"),
                          [](const auto& info) {
                            std::string name = info.param;
                            std::replace(name.begin(), name.end(), '-', '_');

@@ -75,6 +75,22 @@ TEST(ModelConfig, DefaultsAndDerivedFields) {
   EXPECT_TRUE(c->tie_word_embeddings);
 }
 
+TEST(ModelConfig, Qwen2HasQkvBiasAndNoWindowUnlessUsed) {
+  const std::string qwen2 =
+      R"({"model_type": "qwen2", "vocab_size": 100, "hidden_size": 64, "intermediate_size": 96,
+          "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+          "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "sliding_window": 4096)";
+  auto c = Parse(qwen2 + R"(, "use_sliding_window": false})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->qkv_bias);
+  EXPECT_EQ(c->sliding_window, 0);  // named, but unused without use_sliding_window
+  EXPECT_NE(c->Summary().find("q/k/v bias"), std::string::npos);
+  auto windowed = Parse(qwen2 + R"(, "use_sliding_window": true})");
+  ASSERT_FALSE(windowed.ok());
+  EXPECT_NE(windowed.status().message().find("'use_sliding_window'"), std::string::npos);
+  EXPECT_FALSE(Parse(Base("")).value().qkv_bias);
+}
+
 TEST(ModelConfig, ErrorsNameTheField) {
   struct Case {
     std::string json, field;
