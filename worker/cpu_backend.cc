@@ -7,8 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/attention/attention_ref.h"
-#include "kernels/attention/block_sparse_ref.h"
-#include "kernels/attention/vertical_slash_ref.h"
 #include "kernels/cpu/parallel_for.h"
 #include "kernels/ops/embedding_ref.h"
 #include "kernels/ops/linear_ref.h"
@@ -16,6 +14,7 @@
 #include "kernels/ops/rmsnorm_ref.h"
 #include "kernels/ops/swiglu_ref.h"
 #include "kernels/ops/numeric.h"
+#include "worker/head_key_sets.h"
 #include "worker/seeded_random.h"
 #include "worker/weight_source.h"
 
@@ -152,28 +151,7 @@ class CpuBackend : public Backend {
     // Heads estimate independently; each estimation is single-threaded, so spread the heads.
     kernels::ParallelFor(0, shape.q_heads, 1, [&](int64_t h0, int64_t h1) {
       for (int h = static_cast<int>(h0); h < h1; ++h) {
-        const HeadPattern& p = patterns[h];
-        switch (p.type) {
-          case HeadPattern::Type::kDense:
-            sets[h] = kernels::HeadKeySet::Dense();
-            break;
-          case HeadPattern::Type::kAShape:
-            sets[h] = kernels::HeadKeySet::AShape(p.n_init, p.n_local);
-            break;
-          case HeadPattern::Type::kVerticalSlash: {
-            kernels::VerticalSlashParams params;
-            params.vertical = p.vertical;
-            params.slash = p.slash;
-            sets[h] = kernels::EstimateVerticalSlashRef(F32(q), F32(k), shape, h, params);
-            break;
-          }
-          case HeadPattern::Type::kBlockSparse: {
-            kernels::BlockSparseParams params;
-            params.top_k = p.top_k;
-            sets[h] = kernels::EstimateBlockSparseRef(F32(q), F32(k), shape, h, params);
-            break;
-          }
-        }
+        sets[h] = EstimateHeadKeySet(patterns[h], F32(q), F32(k), shape, h);
       }
     });
     const auto estimated = std::chrono::steady_clock::now();
