@@ -1,0 +1,332 @@
+// sparsefill-accuracy: what the sparse attention patterns keep of a real model's dense behaviour,
+// on the CPU backend (issue 7's accuracy harness; tests/accuracy/run_accuracy.sh runs it).
+//
+// For each text prompt (cut to --tokens tokens of the model's tokenizer):
+//   1. a dense prefill through RecallProbeBackend scores every config on each layer's real Q and
+//      K: attention recall (dense softmax mass kept) of the last --last_queries queries, per
+//      layer and head, and the density each head's key set implies;
+//   2. a sparse prefill per config: last-token logits against dense (relative L2 error, top-1
+//      agreement, top-5 overlap) and the attention density the run measured.
+// Then a passkey probe: a 5-digit key hidden at several depths of filler text; the prompt ends
+// with "The pass key is " and the greedy next token must be the key's first digit (SmolLM2's
+// tokenizer splits digits). Dense and every config on the same prompts.
+//
+// Prints a Markdown report; --json writes one JSON row per (prompt, config) with the per-layer
+// recall.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "tests/accuracy/recall_probe_backend.h"
+#include "worker/cpu_backend.h"
+#include "worker/json.h"
+#include "worker/model.h"
+#include "worker/model_config.h"
+
+namespace {
+
+std::string DefaultModel() {
+  const char* cache = std::getenv("SPARSEFILL_MODEL_CACHE");
+  const char* home = std::getenv("HOME");
+  const std::string dir = cache != nullptr  ? std::string(cache)
+                          : home != nullptr ? std::string(home) + "/.cache/sparsefill/models"
+                                            : ".";
+  return "gguf:" + dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+}  // namespace
+
+ABSL_FLAG(std::string, model, DefaultModel(), "model with a tokenizer (gguf:FILE)");
+ABSL_FLAG(std::string, prompts,
+          "/usr/share/common-licenses/GPL-3,/usr/share/common-licenses/Apache-2.0," SPARSEFILL_SOURCE_DIR
+          "/README.md",
+          "comma-separated UTF-8 text files, one prompt each");
+ABSL_FLAG(int64_t, tokens, 2048, "prompt length: each text is cut to its first N tokens");
+ABSL_FLAG(int64_t, last_queries, 64, "recall averages over this many last queries of a prompt");
+ABSL_FLAG(std::string, configs, "a_shape:64:448,vertical_slash:64:448,block_sparse:8",
+          "comma-separated configs: a_shape:N_INIT:N_LOCAL, vertical_slash:V:S, "
+          "block_sparse:TOP_K (every head alike), or a pattern-config JSON file");
+ABSL_FLAG(std::string, passkey_depths, "0.1,0.5,0.9",
+          "passkey probe: depths (fraction of the filler before the key); empty skips it");
+ABSL_FLAG(std::string, json, "", "also write one JSON row per (prompt, config) here");
+
+namespace sparsefill::accuracy {
+namespace {
+
+using worker::HeadPattern;
+using worker::PatternConfig;
+
+struct NamedConfig {
+  std::string name;
+  PatternConfig config;
+};
+
+absl::StatusOr<NamedConfig> ParseConfig(const std::string& spec, const worker::ModelConfig& c) {
+  const std::vector<std::string> parts = absl::StrSplit(spec, ':');
+  std::vector<int64_t> n;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    int64_t v;
+    if (!absl::SimpleAtoi(parts[i], &v) || v <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("config '", spec, "': '", parts[i],
+                                                     "' is not a positive number"));
+    }
+    n.push_back(v);
+  }
+  auto uniform = [&](const HeadPattern& p) {
+    return NamedConfig{spec, PatternConfig::Uniform(c.num_layers, c.num_heads, p)};
+  };
+  if (parts[0] == "a_shape" && n.size() == 2) return uniform(HeadPattern::AShape(n[0], n[1]));
+  if (parts[0] == "vertical_slash" && n.size() == 2) {
+    return uniform(HeadPattern::VerticalSlash(n[0], n[1]));
+  }
+  if (parts[0] == "block_sparse" && n.size() == 1) return uniform(HeadPattern::BlockSparse(n[0]));
+  absl::StatusOr<PatternConfig> file = PatternConfig::FromFile(spec, c.num_layers, c.num_heads);
+  if (!file.ok()) return file.status();
+  return NamedConfig{spec, *std::move(file)};
+}
+
+double Mean(const std::vector<double>& v) {
+  return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+
+std::vector<int32_t> TopK(const std::vector<float>& logits, int k) {
+  std::vector<int32_t> idx(logits.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  idx.resize(k);
+  return idx;
+}
+
+double RelativeError(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+struct Row {
+  std::string prompt, config;
+  int64_t tokens = 0;
+  double recall_mean = 0, recall_min_head = 0, recall_worst_layer = 0, probe_density = 0;
+  std::vector<double> recall_per_layer;
+  double logits_rel_err = 0, run_density = 0;
+  bool top1 = false;
+  int top5_overlap = 0;
+};
+
+int Run() {
+  auto fail = [](const absl::Status& s) {
+    std::fprintf(stderr, "sparsefill-accuracy: %s\n", std::string(s.message()).c_str());
+    return 1;
+  };
+  auto probe_owner = std::make_unique<RecallProbeBackend>(worker::MakeCpuBackend());
+  RecallProbeBackend* probe = probe_owner.get();
+  worker::ModelLoadOptions load;
+  load.model_dir = absl::GetFlag(FLAGS_model);
+  absl::StatusOr<std::unique_ptr<worker::Model>> model =
+      worker::Model::Load(load, std::move(probe_owner));
+  if (!model.ok()) {
+    return fail(absl::Status(model.status().code(),
+                             absl::StrCat(model.status().message(),
+                                          " (deploy/fetch_models.sh fetches SmolLM2-135M)")));
+  }
+  const worker::ModelConfig& c = (*model)->config();
+  const worker::BpeTokenizer* tokenizer = (*model)->tokenizer();
+  if (tokenizer == nullptr) return fail(absl::InvalidArgumentError("the model has no tokenizer"));
+
+  std::vector<NamedConfig> configs;
+  const std::vector<std::string> specs =
+      absl::StrSplit(absl::GetFlag(FLAGS_configs), ',', absl::SkipEmpty());
+  for (const std::string& spec : specs) {
+    absl::StatusOr<NamedConfig> parsed = ParseConfig(spec, c);
+    if (!parsed.ok()) return fail(parsed.status());
+    configs.push_back(*std::move(parsed));
+  }
+  std::vector<const PatternConfig*> probes;
+  for (const NamedConfig& nc : configs) probes.push_back(&nc.config);
+
+  std::printf("# Sparse attention accuracy: %s on the CPU backend\n\n", (*model)->name().c_str());
+  std::printf("Model: %s. Prompts cut to %ld tokens; recall over the last %ld queries of each.\n\n",
+              c.Summary().c_str(), static_cast<long>(absl::GetFlag(FLAGS_tokens)),
+              static_cast<long>(absl::GetFlag(FLAGS_last_queries)));
+
+  std::vector<Row> rows;
+  const std::vector<std::string> prompt_files =
+      absl::StrSplit(absl::GetFlag(FLAGS_prompts), ',', absl::SkipEmpty());
+  for (const std::string& path : prompt_files) {
+    absl::StatusOr<std::string> text = worker::ReadTextFile(path);
+    if (!text.ok()) return fail(text.status());
+    absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(*text);
+    if (!ids.ok()) return fail(ids.status());
+    if (static_cast<int64_t>(ids->size()) > absl::GetFlag(FLAGS_tokens)) {
+      ids->resize(absl::GetFlag(FLAGS_tokens));
+    }
+    const std::string name = path.substr(path.find_last_of('/') + 1);
+    std::fprintf(stderr, "%s: %zu tokens, dense prefill scoring %zu configs\n", name.c_str(),
+                 ids->size(), configs.size());
+    probe->SetProbes(probes, absl::GetFlag(FLAGS_last_queries));
+    absl::StatusOr<worker::PrefillOutput> dense = (*model)->Prefill(*ids, worker::PrefillOptions{});
+    if (!dense.ok()) return fail(dense.status());
+    const auto recall = probe->recall();
+    const auto density = probe->density();
+    probe->SetProbes({}, 0);
+    const std::vector<int32_t> dense_top5 = TopK(dense->logits_last, 5);
+    for (size_t p = 0; p < configs.size(); ++p) {
+      std::fprintf(stderr, "%s: sparse prefill, %s\n", name.c_str(), configs[p].name.c_str());
+      worker::PrefillOptions options;
+      options.patterns = &configs[p].config;
+      absl::StatusOr<worker::PrefillOutput> sparse = (*model)->Prefill(*ids, options);
+      if (!sparse.ok()) return fail(sparse.status());
+      Row r;
+      r.prompt = name;
+      r.config = configs[p].name;
+      r.tokens = static_cast<int64_t>(ids->size());
+      std::vector<double> all, dens;
+      r.recall_min_head = 1.0;
+      r.recall_worst_layer = 1.0;
+      for (size_t l = 0; l < recall[p].size(); ++l) {
+        r.recall_per_layer.push_back(Mean(recall[p][l]));
+        r.recall_worst_layer = std::min(r.recall_worst_layer, r.recall_per_layer.back());
+        for (double x : recall[p][l]) {
+          all.push_back(x);
+          r.recall_min_head = std::min(r.recall_min_head, x);
+        }
+        for (double x : density[p][l]) dens.push_back(x);
+      }
+      r.recall_mean = Mean(all);
+      r.probe_density = Mean(dens);
+      r.run_density = Mean(sparse->attention_density);
+      r.logits_rel_err = RelativeError(sparse->logits_last, dense->logits_last);
+      r.top1 = sparse->first_token == dense->first_token;
+      for (int32_t t : TopK(sparse->logits_last, 5)) {
+        r.top5_overlap += std::count(dense_top5.begin(), dense_top5.end(), t) > 0;
+      }
+      rows.push_back(std::move(r));
+    }
+  }
+
+  std::printf("## Attention recall and last-token logits, sparse vs dense\n\n");
+  std::printf("| prompt | tokens | config | mean recall | worst layer | worst head | density | "
+              "logits rel err | top-1 | top-5 overlap |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const Row& r : rows) {
+    std::printf("| %s | %ld | %s | %.4f | %.4f | %.4f | %.3f | %.3e | %s | %d/5 |\n",
+                r.prompt.c_str(), static_cast<long>(r.tokens), r.config.c_str(), r.recall_mean,
+                r.recall_worst_layer, r.recall_min_head, r.run_density, r.logits_rel_err,
+                r.top1 ? "yes" : "NO", r.top5_overlap);
+  }
+  std::printf("\n| config | mean recall | top-1 agreement | mean top-5 overlap |\n|---|---|---|---|\n");
+  for (const NamedConfig& nc : configs) {
+    std::vector<double> rec, top1, top5;
+    for (const Row& r : rows) {
+      if (r.config != nc.name) continue;
+      rec.push_back(r.recall_mean);
+      top1.push_back(r.top1 ? 1.0 : 0.0);
+      top5.push_back(r.top5_overlap);
+    }
+    std::printf("| %s | %.4f | %.0f%% (%zu prompts) | %.2f/5 |\n", nc.name.c_str(), Mean(rec),
+                100 * Mean(top1), top1.size(), Mean(top5));
+  }
+
+  // Passkey probe.
+  const std::vector<std::string> depths =
+      absl::StrSplit(absl::GetFlag(FLAGS_passkey_depths), ',', absl::SkipEmpty());
+  if (!depths.empty()) {
+    const std::string filler =
+        "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back "
+        "again. ";
+    const std::vector<int32_t> filler_ids = tokenizer->Encode(filler, false).value();
+    const int64_t filler_reps =
+        std::max<int64_t>(1, (absl::GetFlag(FLAGS_tokens) - 64) / static_cast<int64_t>(filler_ids.size()));
+    std::printf("\n## Passkey (first digit of a 5-digit key, %ld filler sentences)\n\n",
+                static_cast<long>(filler_reps));
+    std::printf("| depth | key | dense |");
+    for (const NamedConfig& nc : configs) std::printf(" %s |", nc.name.c_str());
+    std::printf("\n|---|---|---|");
+    for (size_t i = 0; i < configs.size(); ++i) std::printf("---|");
+    std::printf("\n");
+    std::vector<int> correct(configs.size() + 1, 0);
+    int trial = 0;
+    for (const std::string& depth_text : depths) {
+      double depth;
+      if (!absl::SimpleAtod(depth_text, &depth) || depth < 0 || depth > 1) {
+        return fail(absl::InvalidArgumentError(absl::StrCat("bad passkey depth '", depth_text, "'")));
+      }
+      const int key = 10000 + (trial * 37139 + 28411) % 90000;  // first digits vary by trial
+      ++trial;
+      const int64_t before = static_cast<int64_t>(std::lround(depth * filler_reps));
+      std::string prompt = "There is a pass key hidden in this text. Remember it.\n";
+      for (int64_t i = 0; i < filler_reps; ++i) {
+        if (i == before) absl::StrAppend(&prompt, "The pass key is ", key, ". Remember it. ", key, " is the pass key. ");
+        prompt += filler;
+      }
+      if (before >= filler_reps) absl::StrAppend(&prompt, "The pass key is ", key, ". ");
+      prompt += "\nWhat is the pass key? The pass key is ";
+      const std::vector<int32_t> ids = tokenizer->Encode(prompt).value();
+      const std::string want(1, static_cast<char>('0' + key / 10000));
+      std::printf("| %.2f | %d |", depth, key);
+      for (size_t p = 0; p <= configs.size(); ++p) {
+        worker::PrefillOptions options;
+        if (p > 0) options.patterns = &configs[p - 1].config;
+        std::fprintf(stderr, "passkey depth %.2f: %s\n", depth, p == 0 ? "dense" : configs[p - 1].name.c_str());
+        absl::StatusOr<worker::PrefillOutput> out = (*model)->Prefill(ids, options);
+        if (!out.ok()) return fail(out.status());
+        const std::string got = tokenizer->Decode(std::vector<int32_t>{out->first_token});
+        correct[p] += got == want;
+        std::printf(" %s %s |", got == want ? "yes" : "no", worker::JsonValue::String(got).Serialize().c_str());
+      }
+      std::printf("\n");
+    }
+    std::printf("| all | | %d/%d |", correct[0], trial);
+    for (size_t p = 1; p <= configs.size(); ++p) std::printf(" %d/%d |", correct[p], trial);
+    std::printf("\n");
+  }
+
+  if (const std::string json = absl::GetFlag(FLAGS_json); !json.empty()) {
+    std::ofstream out(json);
+    for (const Row& r : rows) {
+      worker::JsonValue::Object o;
+      o["prompt"] = worker::JsonValue::String(r.prompt);
+      o["config"] = worker::JsonValue::String(r.config);
+      o["tokens"] = worker::JsonValue::Integer(r.tokens);
+      o["recall_mean"] = worker::JsonValue::Number(r.recall_mean);
+      o["recall_worst_head"] = worker::JsonValue::Number(r.recall_min_head);
+      worker::JsonValue::Array layers;
+      for (double x : r.recall_per_layer) layers.push_back(worker::JsonValue::Number(x));
+      o["recall_per_layer"] = worker::JsonValue::MakeArray(std::move(layers));
+      o["density_probe"] = worker::JsonValue::Number(r.probe_density);
+      o["density_run"] = worker::JsonValue::Number(r.run_density);
+      o["logits_rel_err"] = worker::JsonValue::Number(r.logits_rel_err);
+      o["top1_agree"] = worker::JsonValue::Bool(r.top1);
+      o["top5_overlap"] = worker::JsonValue::Integer(r.top5_overlap);
+      out << worker::JsonValue::MakeObject(std::move(o)).Serialize() << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace sparsefill::accuracy
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "sparse attention accuracy on a real model (CPU backend): recall, logits, passkey");
+  absl::ParseCommandLine(argc, argv);
+  return sparsefill::accuracy::Run();
+}

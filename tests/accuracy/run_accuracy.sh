@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Issue 7's accuracy harness in one command, on the CPU: fetches SmolLM2-135M if it is not in the
+# model cache (deploy/fetch_models.sh), builds sparsefill-accuracy, runs it, and records the
+# report under tests/accuracy/results/ with the command, commit, date and machine.
+#   BUILD_DIR  build folder (default: build)
+#   TOKENS     prompt length (default: 2048)
+#   ARGS       more sparsefill-accuracy flags (e.g. --configs=a_shape:64:448,my_patterns.json)
+#   OUT        report file (default: tests/accuracy/results/accuracy-DATE-smollm2-cpu.md)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BUILD_DIR=${BUILD_DIR:-build}
+TOKENS=${TOKENS:-2048}
+ARGS=${ARGS:-}
+CACHE=${SPARSEFILL_MODEL_CACHE:-$HOME/.cache/sparsefill/models}
+MODEL=$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf
+OUT=${OUT:-tests/accuracy/results/accuracy-$(date -u +%F)-smollm2-cpu.md}
+
+[ -s "$MODEL" ] || deploy/fetch_models.sh smollm2
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_BUILD_TESTS=ON
+fi
+cmake --build "$BUILD_DIR" --target sparsefill-accuracy >/dev/null
+
+cmd=("$BUILD_DIR/bin/sparsefill-accuracy" "--model=gguf:$MODEL" "--tokens=$TOKENS"
+     "--json=${OUT%.md}.jsonl")
+# shellcheck disable=SC2206
+[ -n "$ARGS" ] && cmd+=($ARGS)
+start=$(date +%s)
+report=$("${cmd[@]}")
+{
+  echo "<!-- $(date -u '+%F %T') UTC, commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- worker kernels tests/accuracy || echo '+uncommitted'), $(nproc) CPU cores, $(uname -m) -->"
+  echo "<!-- command: TOKENS=$TOKENS ARGS='$ARGS' tests/accuracy/run_accuracy.sh ($(( $(date +%s) - start )) s) -->"
+  echo
+  echo "$report"
+} > "$OUT"
+echo "run_accuracy: wrote $OUT"
