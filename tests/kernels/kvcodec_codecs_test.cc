@@ -297,6 +297,18 @@ TEST(KvCodec, E4m3ConversionKnownValues) {
   }
 }
 
+TEST(KvCodec, RoundHalfEvenTiesAndSigns) {
+  EXPECT_EQ(kvq::RoundHalfEven(0.5f), 0.0f);
+  EXPECT_EQ(kvq::RoundHalfEven(1.5f), 2.0f);
+  EXPECT_EQ(kvq::RoundHalfEven(2.5f), 2.0f);
+  EXPECT_EQ(kvq::RoundHalfEven(-2.5f), -2.0f);
+  EXPECT_EQ(kvq::RoundHalfEven(-3.5f), -4.0f);
+  EXPECT_EQ(kvq::RoundHalfEven(0.49999997f), 0.0f);
+  EXPECT_EQ(kvq::RoundHalfEven(126.50001f), 127.0f);
+  EXPECT_EQ(kvq::RoundHalfEven(-0.2f), 0.0f);
+  EXPECT_EQ(kvq::RoundHalfEven(15.4f), 15.0f);
+}
+
 TEST(KvCodec, Bf16DirectedRounding) {
   for (float x : {1.0f, -1.0f, 1.00390625f, 3.14159f, -3.14159f, 1e-30f, -1e-30f, 0.0f}) {
     EXPECT_LE(kvq::Bf16BitsToFloat(kvq::FloatToBf16Down(x)), x) << x;

@@ -12,6 +12,7 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,13 @@ namespace {
 using testing::DeviceBuffer;
 
 constexpr uint8_t kPoison = 0xa5;
+
+// tests/data: SPARSEFILL_TEST_DATA_DIR from the environment (a binary carried to a GPU box runs
+// in another checkout), else the build's.
+std::string TestDataDir() {
+  const char* env = std::getenv("SPARSEFILL_TEST_DATA_DIR");
+  return env != nullptr && *env != '\0' ? env : SPARSEFILL_TEST_DATA_DIR;
+}
 constexpr int kGuardBytes = 64;
 
 struct HostLayer {
@@ -175,8 +183,7 @@ TEST(KvCodecCuda, SpecialValuesMatchTheCpuBytes) {
 
 TEST(KvCodecCuda, GoldenModelKvMatchesTheCpuBytes) {
   SF_SKIP_WITHOUT_GPU();
-  auto golden = worker::SafetensorsFile::Open(std::string(SPARSEFILL_TEST_DATA_DIR) +
-                                              "/tiny-llama3/golden.safetensors");
+  auto golden = worker::SafetensorsFile::Open(TestDataDir() + "/tiny-llama3/golden.safetensors");
   ASSERT_TRUE(golden.ok()) << golden.status();
   for (int l = 0; l < 3; ++l) {
     const worker::TensorView* kt = (*golden)->Find("layer." + std::to_string(l) + ".k");
