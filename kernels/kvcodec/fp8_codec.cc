@@ -1,8 +1,6 @@
 // KV_CODEC_FP8_E4M3 (see fp8_codec.h).
 #include "kernels/kvcodec/fp8_codec.h"
 
-#include <array>
-
 #include "kernels/kvcodec/quant_math.h"
 #include "kernels/kvcodec/scaled_byte_codec.h"
 
@@ -12,17 +10,8 @@ namespace {
 struct Fp8Format {
   static constexpr KvCodecId kCodec = KvCodecId::kFp8E4m3;
   static constexpr float kCodeMax = kvq::kE4m3Max;
-  static constexpr bool kHasInvalidCodes = true;
   static uint8_t Quantize(float x, float scale) { return kvq::QuantizeFp8(x, scale); }
-  static bool IsInvalid(uint8_t code) { return (code & 0x7fu) == 0x7fu; }
-  static const std::array<float, 256>& Table() {
-    static const std::array<float, 256> table = [] {
-      std::array<float, 256> t{};
-      for (int c = 0; c < 256; ++c) t[c] = kvq::E4m3ToFloat(static_cast<uint8_t>(c));
-      return t;
-    }();
-    return table;
-  }
+  static float Value(uint8_t code) { return kvq::E4m3ToFloat(code); }  // NaN for 0x7f, 0xff
 };
 
 }  // namespace

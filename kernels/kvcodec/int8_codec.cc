@@ -1,8 +1,6 @@
 // KV_CODEC_INT8 (see int8_codec.h).
 #include "kernels/kvcodec/int8_codec.h"
 
-#include <array>
-
 #include "kernels/kvcodec/quant_math.h"
 #include "kernels/kvcodec/scaled_byte_codec.h"
 
@@ -12,20 +10,11 @@ namespace {
 struct Int8Format {
   static constexpr KvCodecId kCodec = KvCodecId::kInt8;
   static constexpr float kCodeMax = 127.0f;
-  // -128 is never written, but it decodes to a finite value: no byte is invalid.
-  static constexpr bool kHasInvalidCodes = false;
   static uint8_t Quantize(float x, float scale) {
     return static_cast<uint8_t>(kvq::QuantizeInt8(x, scale));
   }
-  static bool IsInvalid(uint8_t) { return false; }
-  static const std::array<float, 256>& Table() {
-    static const std::array<float, 256> table = [] {
-      std::array<float, 256> t{};
-      for (int c = 0; c < 256; ++c) t[c] = static_cast<float>(static_cast<int8_t>(c));
-      return t;
-    }();
-    return table;
-  }
+  // -128 is never written, but it decodes to a finite value: no byte is invalid.
+  static float Value(uint8_t code) { return static_cast<float>(static_cast<int8_t>(code)); }
 };
 
 }  // namespace

@@ -1,8 +1,7 @@
 // The shared body of FP8_E4M3 and INT8: one float32 scale per (token, head) row of K and of V
 // (largest magnitude / largest code), one byte per element. `Format` supplies the codec id, the
-// largest code magnitude, the quantizer (kvq::QuantizeFp8 / QuantizeInt8) and a 256-entry table
-// of code values (NaN for codes the format does not define). Internal to fp8_codec.cc and
-// int8_codec.cc.
+// largest code magnitude, the quantizer (kvq::QuantizeFp8 / QuantizeInt8) and the value of each
+// code (NaN for codes the format does not define). Internal to fp8_codec.cc and int8_codec.cc.
 #pragma once
 
 #include <array>
@@ -18,6 +17,17 @@
 #include "kernels/kvcodec/quant_math.h"
 
 namespace sparsefill::kernels::kvcodec_internal {
+
+// Format::Value of every byte, computed once.
+template <typename Format>
+const std::array<float, 256>& CodeTable() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = Format::Value(static_cast<uint8_t>(c));
+    return t;
+  }();
+  return table;
+}
 
 template <typename Format>
 absl::Status EncodeScaledByteChunk(const KvLayerView& layer, const KvChunkExtent& e,
@@ -63,7 +73,7 @@ absl::Status DecodeScaledByteChunk(std::string_view payload, int kv_heads, const
   const ScaledByteLayout l = ScaledByteLayout::For(dims);
   if (absl::Status s = CheckSize(payload, l.total, Format::kCodec, dims); !s.ok()) return s;
   const auto* p = reinterpret_cast<const uint8_t*>(payload.data());
-  const std::array<float, 256>& table = Format::Table();
+  const std::array<float, 256>& table = CodeTable<Format>();
 
   // Everything is checked before anything is written: finite, non-negative scales small enough
   // that no code overflows, and only defined codes.
@@ -76,14 +86,20 @@ absl::Status DecodeScaledByteChunk(std::string_view payload, int kv_heads, const
                                               " (must be finite and >= 0): corrupt payload"));
     }
   }
-  if constexpr (Format::kHasInvalidCodes) {
+  // Codes whose value is NaN (FP8's 0x7f and 0xff; none for INT8) are never written.
+  std::array<uint8_t, 256> invalid{};
+  bool any_invalid = false;
+  for (int c = 0; c < 256; ++c) {
+    invalid[c] = std::isnan(table[c]) ? 1 : 0;
+    any_invalid |= invalid[c] != 0;
+  }
+  if (any_invalid) {
     uint8_t bad = 0;
     const int64_t n = 2 * dims.elements();
-    for (int64_t i = 0; i < n; ++i)
-      bad |= static_cast<uint8_t>(Format::IsInvalid(p[l.k_codes + i]));
+    for (int64_t i = 0; i < n; ++i) bad |= invalid[p[l.k_codes + i]];
     if (bad != 0) {
       for (int64_t i = 0; i < n; ++i) {
-        if (Format::IsInvalid(p[l.k_codes + i])) {
+        if (invalid[p[l.k_codes + i]] != 0) {
           return absl::DataLossError(absl::StrCat(name, " code at byte ", l.k_codes + i,
                                                   " is undefined (NaN): corrupt payload"));
         }
