@@ -14,7 +14,7 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPARSEFILL_WERR
 # Every GPU test binary, plus the benchmark.
 gpu_bins=$( (grep -hos 'sparsefill_add_test(\S*' tests/kernels/gpu/CMakeLists.txt tests/worker/gpu/CMakeLists.txt || true) | sed 's/sparsefill_add_test(//' | sort -u)
 extra=""
-for t in attention_bench prefill_bench; do
+for t in attention_bench prefill_bench kvcodec_bench; do
   grep -rqs "add_executable($t" tests/bench/CMakeLists.txt && extra="$extra $t"
 done
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target $gpu_bins $extra
