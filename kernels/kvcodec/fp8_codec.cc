@@ -11,7 +11,8 @@ struct Fp8Format {
   static constexpr KvCodecId kCodec = KvCodecId::kFp8E4m3;
   static constexpr float kCodeMax = kvq::kE4m3Max;
   static uint8_t Quantize(float x, float scale) { return kvq::QuantizeFp8(x, scale); }
-  static float Value(uint8_t code) { return kvq::E4m3ToFloat(code); }  // NaN for 0x7f, 0xff
+  static float Value(uint8_t code) { return kvq::E4m3ToFloat(code); }
+  static bool IsUndefined(uint8_t code) { return (code & 0x7fu) == 0x7fu; }  // the NaNs
 };
 
 }  // namespace

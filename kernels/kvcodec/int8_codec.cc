@@ -15,6 +15,7 @@ struct Int8Format {
   }
   // -128 is never written, but it decodes to a finite value: no byte is invalid.
   static float Value(uint8_t code) { return static_cast<float>(static_cast<int8_t>(code)); }
+  static bool IsUndefined(uint8_t) { return false; }
 };
 
 }  // namespace
