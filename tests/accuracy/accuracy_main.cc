@@ -31,6 +31,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "tests/accuracy/pattern_search.h"
 #include "tests/accuracy/recall_probe_backend.h"
 #include "worker/cpu_backend.h"
 #include "worker/json.h"
@@ -63,6 +64,17 @@ ABSL_FLAG(std::string, configs, "a_shape:64:448,vertical_slash:64:448,block_spar
 ABSL_FLAG(std::string, passkey_depths, "0.1,0.5,0.9",
           "passkey probe: depths (fraction of the filler before the key); empty skips it");
 ABSL_FLAG(std::string, json, "", "also write one JSON row per (prompt, config) here");
+ABSL_FLAG(std::string, search_out, "",
+          "run the per-head pattern search first and write the searched config here; it is then "
+          "evaluated as config 'searched'");
+ABSL_FLAG(std::string, search_prompts,
+          "/usr/share/common-licenses/MPL-2.0,/usr/share/common-licenses/GFDL-1.3",
+          "calibration prompts of the search (other texts than --prompts)");
+ABSL_FLAG(std::string, search_candidates,
+          "a_shape:64:448,a_shape:128:384,vertical_slash:32:480,vertical_slash:64:448,"
+          "vertical_slash:128:384,vertical_slash:256:256,block_sparse:8",
+          "the patterns each head chooses from (built-in specs as in --configs)");
+ABSL_FLAG(double, search_budget, 0.45, "the highest density a head's chosen pattern may have");
 
 namespace sparsefill::accuracy {
 namespace {
@@ -131,6 +143,89 @@ struct Row {
   int top5_overlap = 0;
 };
 
+// The prompt of a text file: its tokens, cut to --tokens.
+absl::StatusOr<std::vector<int32_t>> PromptTokens(const worker::BpeTokenizer& tokenizer,
+                                                  const std::string& path) {
+  absl::StatusOr<std::string> text = worker::ReadTextFile(path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(*text);
+  if (!ids.ok()) return ids.status();
+  if (static_cast<int64_t>(ids->size()) > absl::GetFlag(FLAGS_tokens)) {
+    ids->resize(absl::GetFlag(FLAGS_tokens));
+  }
+  return ids;
+}
+
+// The per-head search: dense prefills of the calibration prompts score every candidate on every
+// head; each head takes its best within the budget. Writes the config to `out`.
+absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBackend& probe,
+                                   const std::string& out) {
+  const worker::ModelConfig& c = model.config();
+  std::vector<NamedConfig> candidates;
+  std::vector<HeadPattern> patterns;
+  std::vector<const PatternConfig*> probes;
+  const std::vector<std::string> specs =
+      absl::StrSplit(absl::GetFlag(FLAGS_search_candidates), ',', absl::SkipEmpty());
+  for (const std::string& spec : specs) {
+    absl::StatusOr<NamedConfig> parsed = ParseConfig(spec, c);
+    if (!parsed.ok()) return parsed.status();
+    candidates.push_back(*std::move(parsed));
+  }
+  for (const NamedConfig& nc : candidates) {
+    patterns.push_back(nc.config.layer(0)[0]);
+    probes.push_back(&nc.config);
+  }
+  HeadScores recall(candidates.size()), density(candidates.size());
+  const std::vector<std::string> files =
+      absl::StrSplit(absl::GetFlag(FLAGS_search_prompts), ',', absl::SkipEmpty());
+  for (const std::string& path : files) {
+    absl::StatusOr<std::vector<int32_t>> ids = PromptTokens(*model.tokenizer(), path);
+    if (!ids.ok()) return ids.status();
+    std::fprintf(stderr, "search: %s, %zu tokens, scoring %zu candidates\n", path.c_str(),
+                 ids->size(), candidates.size());
+    probe.SetProbes(probes, absl::GetFlag(FLAGS_last_queries));
+    absl::StatusOr<worker::PrefillOutput> dense = model.Prefill(*ids, worker::PrefillOptions{});
+    probe.SetProbes({}, 0);
+    if (!dense.ok()) return dense.status();
+    for (size_t k = 0; k < candidates.size(); ++k) {
+      for (auto [sum, scores] : {std::pair{&recall[k], &probe.recall()[k]},
+                                 std::pair{&density[k], &probe.density()[k]}}) {
+        if (sum->empty()) sum->assign(scores->size(), std::vector<double>(c.num_heads, 0.0));
+        for (size_t l = 0; l < scores->size(); ++l) {
+          for (int h = 0; h < c.num_heads; ++h) {
+            (*sum)[l][h] += (*scores)[l][h] / static_cast<double>(files.size());
+          }
+        }
+      }
+    }
+  }
+  absl::StatusOr<SearchResult> result =
+      SearchPatterns(patterns, recall, density, absl::GetFlag(FLAGS_search_budget));
+  if (!result.ok()) return result.status();
+  std::ofstream file(out);
+  file << result->config.ToJson() << "\n";
+  if (!file) return absl::PermissionDeniedError(absl::StrCat("cannot write ", out));
+  std::printf("## Per-head pattern search\n\n");
+  std::printf("Calibration: %s. Budget: density <= %.2f per head. Written to `%s`.\n\n",
+              absl::StrJoin(files, ", ").c_str(), absl::GetFlag(FLAGS_search_budget), out.c_str());
+  std::printf("| candidate | mean recall (calibration) | density | heads choosing it |\n|---|---|---|---|\n");
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    std::vector<double> r, d;
+    int chosen = 0;
+    for (size_t l = 0; l < recall[k].size(); ++l) {
+      for (int h = 0; h < c.num_heads; ++h) {
+        r.push_back(recall[k][l][h]);
+        d.push_back(density[k][l][h]);
+        chosen += result->choice[l][h] == static_cast<int>(k);
+      }
+    }
+    std::printf("| %s | %.4f | %.3f | %d |\n", candidates[k].name.c_str(), Mean(r), Mean(d), chosen);
+  }
+  std::printf("| **searched** | %.4f | %.3f | %d |\n\n", result->mean_recall, result->mean_density,
+              c.num_layers * c.num_heads);
+  return NamedConfig{"searched", std::move(result->config)};
+}
+
 int Run() {
   auto fail = [](const absl::Status& s) {
     std::fprintf(stderr, "sparsefill-accuracy: %s\n", std::string(s.message()).c_str());
@@ -159,25 +254,26 @@ int Run() {
     if (!parsed.ok()) return fail(parsed.status());
     configs.push_back(*std::move(parsed));
   }
-  std::vector<const PatternConfig*> probes;
-  for (const NamedConfig& nc : configs) probes.push_back(&nc.config);
 
   std::printf("# Sparse attention accuracy: %s on the CPU backend\n\n", (*model)->name().c_str());
   std::printf("Model: %s. Prompts cut to %ld tokens; recall over the last %ld queries of each.\n\n",
               c.Summary().c_str(), static_cast<long>(absl::GetFlag(FLAGS_tokens)),
               static_cast<long>(absl::GetFlag(FLAGS_last_queries)));
 
+  if (const std::string out = absl::GetFlag(FLAGS_search_out); !out.empty()) {
+    absl::StatusOr<NamedConfig> searched = Search(**model, *probe, out);
+    if (!searched.ok()) return fail(searched.status());
+    configs.push_back(*std::move(searched));
+  }
+  std::vector<const PatternConfig*> probes;
+  for (const NamedConfig& nc : configs) probes.push_back(&nc.config);
+
   std::vector<Row> rows;
   const std::vector<std::string> prompt_files =
       absl::StrSplit(absl::GetFlag(FLAGS_prompts), ',', absl::SkipEmpty());
   for (const std::string& path : prompt_files) {
-    absl::StatusOr<std::string> text = worker::ReadTextFile(path);
-    if (!text.ok()) return fail(text.status());
-    absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(*text);
+    absl::StatusOr<std::vector<int32_t>> ids = PromptTokens(*tokenizer, path);
     if (!ids.ok()) return fail(ids.status());
-    if (static_cast<int64_t>(ids->size()) > absl::GetFlag(FLAGS_tokens)) {
-      ids->resize(absl::GetFlag(FLAGS_tokens));
-    }
     const std::string name = path.substr(path.find_last_of('/') + 1);
     std::fprintf(stderr, "%s: %zu tokens, dense prefill scoring %zu configs\n", name.c_str(),
                  ids->size(), configs.size());

@@ -5,6 +5,8 @@
 #   BUILD_DIR  build folder (default: build)
 #   TOKENS     prompt length (default: 2048)
 #   ARGS       more sparsefill-accuracy flags (e.g. --configs=a_shape:64:448,my_patterns.json)
+#   SEARCH     where the per-head pattern search writes its config (default:
+#              tests/accuracy/results/smollm2-searched-patterns.json; empty skips the search)
 #   OUT        report file (default: tests/accuracy/results/accuracy-DATE-smollm2-cpu.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,6 +14,7 @@ cd "$(dirname "$0")/../.."
 BUILD_DIR=${BUILD_DIR:-build}
 TOKENS=${TOKENS:-2048}
 ARGS=${ARGS:-}
+SEARCH=${SEARCH-tests/accuracy/results/smollm2-searched-patterns.json}
 CACHE=${SPARSEFILL_MODEL_CACHE:-$HOME/.cache/sparsefill/models}
 MODEL=$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf
 OUT=${OUT:-tests/accuracy/results/accuracy-$(date -u +%F)-smollm2-cpu.md}
@@ -24,13 +27,14 @@ cmake --build "$BUILD_DIR" --target sparsefill-accuracy >/dev/null
 
 cmd=("$BUILD_DIR/bin/sparsefill-accuracy" "--model=gguf:$MODEL" "--tokens=$TOKENS"
      "--json=${OUT%.md}.jsonl")
+[ -n "$SEARCH" ] && cmd+=("--search_out=$SEARCH")
 # shellcheck disable=SC2206
 [ -n "$ARGS" ] && cmd+=($ARGS)
 start=$(date +%s)
 report=$("${cmd[@]}")
 {
   echo "<!-- $(date -u '+%F %T') UTC, commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- worker kernels tests/accuracy || echo '+uncommitted'), $(nproc) CPU cores, $(uname -m) -->"
-  echo "<!-- command: TOKENS=$TOKENS ARGS='$ARGS' tests/accuracy/run_accuracy.sh ($(( $(date +%s) - start )) s) -->"
+  echo "<!-- command: TOKENS=$TOKENS ARGS='$ARGS' SEARCH='$SEARCH' tests/accuracy/run_accuracy.sh ($(( $(date +%s) - start )) s) -->"
   echo
   echo "$report"
 } > "$OUT"
