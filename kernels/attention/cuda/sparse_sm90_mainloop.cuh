@@ -232,6 +232,8 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
   const bool full_block = w.row_end - w.row_begin == Cfg::kBlockM;
   const float scale_log2 = p.scale_log2;
   const uint64_t q_desc = sm90::KMajorDesc(sm.q());
+  // Pairs this thread computed (32 per full tile: fits 32 bits for any block's tile count).
+  uint32_t pairs32 = 0;
 
 #pragma unroll
   for (int i = 0; i < kHeadDim / 2; ++i) o[i] = 0.0f;
@@ -276,7 +278,7 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
   // Masks the pairs tile `t` (stage ks) does not compute and counts those it does.
   auto mask = [&](int ks, const KeyTile& t) {
     if (TileIsFull(t, w.row_begin, w.row_end)) {
-      pairs += 2 * kBlockN / 4;  // this thread's 2 rows x 16 keys
+      pairs32 += 2 * kBlockN / 4;  // this thread's 2 rows x 16 keys
       return;
     }
     const int32_t* cols = sm.cols(ks);
@@ -295,7 +297,7 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
         } else {
           valid = valid && TilePairIn(t, r, t.begin + slot);
         }
-        pairs += valid ? 1 : 0;
+        pairs32 += valid ? 1u : 0u;
         if (!valid) s[4 * j + e] = kNegInf;
       }
     }
@@ -417,6 +419,7 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
   index::FenceOperands<0, kHeadDim / 2>(o);
   sm90::FenceRegisters(pf);
   if (tid == 0) sm90::MbarArrive(sm.v_empty(vs));
+  pairs = pairs32;
 }
 
 }  // namespace sparsefill::kernels::cuda
