@@ -57,13 +57,27 @@ class Reader {
 bool ReadValue(Reader& r, GgufValueType type, int depth, GgufValue* out, std::string* why) {
   out->type = type;
   switch (type) {
-    case GgufValueType::kUint8: out->value = int64_t{r.Read<uint8_t>()}; break;
-    case GgufValueType::kInt8: out->value = int64_t{r.Read<int8_t>()}; break;
-    case GgufValueType::kUint16: out->value = int64_t{r.Read<uint16_t>()}; break;
-    case GgufValueType::kInt16: out->value = int64_t{r.Read<int16_t>()}; break;
-    case GgufValueType::kUint32: out->value = int64_t{r.Read<uint32_t>()}; break;
-    case GgufValueType::kInt32: out->value = int64_t{r.Read<int32_t>()}; break;
-    case GgufValueType::kInt64: out->value = r.Read<int64_t>(); break;
+    case GgufValueType::kUint8:
+      out->value = int64_t{r.Read<uint8_t>()};
+      break;
+    case GgufValueType::kInt8:
+      out->value = int64_t{r.Read<int8_t>()};
+      break;
+    case GgufValueType::kUint16:
+      out->value = int64_t{r.Read<uint16_t>()};
+      break;
+    case GgufValueType::kInt16:
+      out->value = int64_t{r.Read<int16_t>()};
+      break;
+    case GgufValueType::kUint32:
+      out->value = int64_t{r.Read<uint32_t>()};
+      break;
+    case GgufValueType::kInt32:
+      out->value = int64_t{r.Read<int32_t>()};
+      break;
+    case GgufValueType::kInt64:
+      out->value = r.Read<int64_t>();
+      break;
     case GgufValueType::kUint64: {
       const uint64_t v = r.Read<uint64_t>();
       if (v > static_cast<uint64_t>(INT64_MAX)) {
@@ -73,8 +87,12 @@ bool ReadValue(Reader& r, GgufValueType type, int depth, GgufValue* out, std::st
       out->value = static_cast<int64_t>(v);
       break;
     }
-    case GgufValueType::kFloat32: out->value = double{r.Read<float>()}; break;
-    case GgufValueType::kFloat64: out->value = r.Read<double>(); break;
+    case GgufValueType::kFloat32:
+      out->value = double{r.Read<float>()};
+      break;
+    case GgufValueType::kFloat64:
+      out->value = r.Read<double>();
+      break;
     case GgufValueType::kBool: {
       const uint8_t b = r.Read<uint8_t>();
       if (b > 1) {
@@ -84,7 +102,9 @@ bool ReadValue(Reader& r, GgufValueType type, int depth, GgufValue* out, std::st
       out->value = b == 1;
       break;
     }
-    case GgufValueType::kString: out->value = r.ReadString(); break;
+    case GgufValueType::kString:
+      out->value = r.ReadString();
+      break;
     case GgufValueType::kArray: {
       if (depth >= kMaxArrayDepth) {
         *why = "arrays nested too deeply";
@@ -130,19 +150,32 @@ bool ReadValue(Reader& r, GgufValueType type, int depth, GgufValue* out, std::st
 
 const char* GgufValueTypeName(GgufValueType t) {
   switch (t) {
-    case GgufValueType::kUint8: return "uint8";
-    case GgufValueType::kInt8: return "int8";
-    case GgufValueType::kUint16: return "uint16";
-    case GgufValueType::kInt16: return "int16";
-    case GgufValueType::kUint32: return "uint32";
-    case GgufValueType::kInt32: return "int32";
-    case GgufValueType::kFloat32: return "float32";
-    case GgufValueType::kBool: return "bool";
-    case GgufValueType::kString: return "string";
-    case GgufValueType::kArray: return "array";
-    case GgufValueType::kUint64: return "uint64";
-    case GgufValueType::kInt64: return "int64";
-    case GgufValueType::kFloat64: return "float64";
+    case GgufValueType::kUint8:
+      return "uint8";
+    case GgufValueType::kInt8:
+      return "int8";
+    case GgufValueType::kUint16:
+      return "uint16";
+    case GgufValueType::kInt16:
+      return "int16";
+    case GgufValueType::kUint32:
+      return "uint32";
+    case GgufValueType::kInt32:
+      return "int32";
+    case GgufValueType::kFloat32:
+      return "float32";
+    case GgufValueType::kBool:
+      return "bool";
+    case GgufValueType::kString:
+      return "string";
+    case GgufValueType::kArray:
+      return "array";
+    case GgufValueType::kUint64:
+      return "uint64";
+    case GgufValueType::kInt64:
+      return "int64";
+    case GgufValueType::kFloat64:
+      return "float64";
   }
   return "unknown";
 }
@@ -212,7 +245,8 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path
     if (!ReadValue(r, static_cast<GgufValueType>(type), 0, &value, &why)) {
       return bad(absl::StrCat("metadata '", key, "': ", why));
     }
-    if (file->metadata_.contains(key)) return bad(absl::StrCat("duplicate metadata key '", key, "'"));
+    if (file->metadata_.contains(key))
+      return bad(absl::StrCat("duplicate metadata key '", key, "'"));
     file->metadata_.emplace(std::move(key), std::move(value));
   }
 
@@ -340,8 +374,8 @@ absl::StatusOr<const GgufValue::Array*> GgufFile::GetArray(absl::string_view key
   const auto& array = std::get<GgufValue::Array>(v->value);
   GgufValue probe;
   probe.type = array.element_type;
-  const bool matches = element == GgufValueType::kInt64 ? probe.is_integer()
-                                                        : array.element_type == element;
+  const bool matches =
+      element == GgufValueType::kInt64 ? probe.is_integer() : array.element_type == element;
   if (!matches) {
     return Error(key, absl::StrCat("must be an array of ", GgufValueTypeName(element), ", got ",
                                    GgufValueTypeName(array.element_type), " elements"));

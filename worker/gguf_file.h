@@ -51,13 +51,15 @@ struct GgufValue {
   std::variant<int64_t, double, bool, std::string, Array> value;
 
   bool is_integer() const;
-  bool is_float() const { return type == GgufValueType::kFloat32 || type == GgufValueType::kFloat64; }
+  bool is_float() const {
+    return type == GgufValueType::kFloat32 || type == GgufValueType::kFloat64;
+  }
 };
 
 struct GgufTensorInfo {
   std::string name;
   GgmlType type = GgmlType::kF32;
-  std::vector<int64_t> dims;   // ne[0] first: dims[0] is the contiguous (innermost) dimension
+  std::vector<int64_t> dims;      // ne[0] first: dims[0] is the contiguous (innermost) dimension
   const uint8_t* data = nullptr;  // into the mapping
   size_t nbytes = 0;
 

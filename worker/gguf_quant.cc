@@ -1,6 +1,7 @@
 #include "worker/gguf_quant.h"
 
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/ops/numeric.h"
@@ -109,23 +110,22 @@ void DequantizeBlocks(const uint8_t* src, int64_t count, int64_t block_size, siz
 
 }  // namespace
 
+// Weights per block and bytes per block of every type ggml defines (ggml-common.h's block
+// structs), and whether DequantizeGgml reads it.
+constexpr std::pair<GgmlType, GgmlTypeTraits> kTraits[] = {
+    {GgmlType::kF32, {"F32", 1, 4, true}},        {GgmlType::kF16, {"F16", 1, 2, true}},
+    {GgmlType::kBF16, {"BF16", 1, 2, true}},      {GgmlType::kQ4_0, {"Q4_0", 32, 18, true}},
+    {GgmlType::kQ4_1, {"Q4_1", 32, 20, true}},    {GgmlType::kQ5_0, {"Q5_0", 32, 22, false}},
+    {GgmlType::kQ5_1, {"Q5_1", 32, 24, false}},   {GgmlType::kQ8_0, {"Q8_0", 32, 34, true}},
+    {GgmlType::kQ8_1, {"Q8_1", 32, 36, false}},   {GgmlType::kQ2_K, {"Q2_K", 256, 84, false}},
+    {GgmlType::kQ3_K, {"Q3_K", 256, 110, false}}, {GgmlType::kQ4_K, {"Q4_K", 256, 144, true}},
+    {GgmlType::kQ5_K, {"Q5_K", 256, 176, false}}, {GgmlType::kQ6_K, {"Q6_K", 256, 210, true}},
+    {GgmlType::kQ8_K, {"Q8_K", 256, 292, false}},
+};
+
 std::optional<GgmlTypeTraits> GgmlTraits(uint32_t type) {
-  switch (static_cast<GgmlType>(type)) {
-    case GgmlType::kF32: return GgmlTypeTraits{"F32", 1, 4, true};
-    case GgmlType::kF16: return GgmlTypeTraits{"F16", 1, 2, true};
-    case GgmlType::kBF16: return GgmlTypeTraits{"BF16", 1, 2, true};
-    case GgmlType::kQ4_0: return GgmlTypeTraits{"Q4_0", 32, 18, true};
-    case GgmlType::kQ4_1: return GgmlTypeTraits{"Q4_1", 32, 20, true};
-    case GgmlType::kQ5_0: return GgmlTypeTraits{"Q5_0", 32, 22, false};
-    case GgmlType::kQ5_1: return GgmlTypeTraits{"Q5_1", 32, 24, false};
-    case GgmlType::kQ8_0: return GgmlTypeTraits{"Q8_0", 32, 34, true};
-    case GgmlType::kQ8_1: return GgmlTypeTraits{"Q8_1", 32, 36, false};
-    case GgmlType::kQ2_K: return GgmlTypeTraits{"Q2_K", 256, 84, false};
-    case GgmlType::kQ3_K: return GgmlTypeTraits{"Q3_K", 256, 110, false};
-    case GgmlType::kQ4_K: return GgmlTypeTraits{"Q4_K", 256, 144, true};
-    case GgmlType::kQ5_K: return GgmlTypeTraits{"Q5_K", 256, 176, false};
-    case GgmlType::kQ6_K: return GgmlTypeTraits{"Q6_K", 256, 210, true};
-    case GgmlType::kQ8_K: return GgmlTypeTraits{"Q8_K", 256, 292, false};
+  for (const auto& [t, traits] : kTraits) {
+    if (static_cast<uint32_t>(t) == type) return traits;
   }
   return std::nullopt;
 }
@@ -161,11 +161,21 @@ absl::Status DequantizeGgml(GgmlType type, const uint8_t* src, int64_t count, fl
         dst[i] = type == GgmlType::kF16 ? kernels::Fp16ToFloat(h) : kernels::Bf16ToFloat(h);
       }
       break;
-    case GgmlType::kQ4_0: DequantizeBlocks<DequantizeQ4_0>(src, count, bs, bb, dst); break;
-    case GgmlType::kQ4_1: DequantizeBlocks<DequantizeQ4_1>(src, count, bs, bb, dst); break;
-    case GgmlType::kQ8_0: DequantizeBlocks<DequantizeQ8_0>(src, count, bs, bb, dst); break;
-    case GgmlType::kQ4_K: DequantizeBlocks<DequantizeQ4_K>(src, count, bs, bb, dst); break;
-    case GgmlType::kQ6_K: DequantizeBlocks<DequantizeQ6_K>(src, count, bs, bb, dst); break;
+    case GgmlType::kQ4_0:
+      DequantizeBlocks<DequantizeQ4_0>(src, count, bs, bb, dst);
+      break;
+    case GgmlType::kQ4_1:
+      DequantizeBlocks<DequantizeQ4_1>(src, count, bs, bb, dst);
+      break;
+    case GgmlType::kQ8_0:
+      DequantizeBlocks<DequantizeQ8_0>(src, count, bs, bb, dst);
+      break;
+    case GgmlType::kQ4_K:
+      DequantizeBlocks<DequantizeQ4_K>(src, count, bs, bb, dst);
+      break;
+    case GgmlType::kQ6_K:
+      DequantizeBlocks<DequantizeQ6_K>(src, count, bs, bb, dst);
+      break;
     default:
       break;  // excluded by `supported` above
   }

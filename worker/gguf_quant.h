@@ -38,10 +38,10 @@ enum class GgmlType : uint32_t {
 };
 
 struct GgmlTypeTraits {
-  const char* name;       // "Q4_1"
-  int64_t block_size;     // weights per block (1 for plain floats)
+  const char* name;    // "Q4_1"
+  int64_t block_size;  // weights per block (1 for plain floats)
   size_t bytes_per_block;
-  bool supported;         // DequantizeGgml handles it
+  bool supported;  // DequantizeGgml handles it
 };
 
 // The traits of a type id read from a file, or nullopt for an id ggml does not define.

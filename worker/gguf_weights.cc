@@ -60,9 +60,9 @@ std::string HuggingFaceTensorName(absl::string_view name) {
 absl::StatusOr<ModelConfig> ModelConfigFromGguf(const GgufFile& file) {
   SF_ASSIGN_OR_RETURN(const std::string arch, file.GetString("general.architecture"));
   if (arch != "llama" && arch != "qwen2") {
-    return absl::UnimplementedError(
-        absl::StrCat(file.path(), ": metadata 'general.architecture' is '", arch,
-                     "': supported are 'llama' and 'qwen2'"));
+    return absl::UnimplementedError(absl::StrCat(file.path(),
+                                                 ": metadata 'general.architecture' is '", arch,
+                                                 "': supported are 'llama' and 'qwen2'"));
   }
   const std::string p = arch + ".";
   ModelConfig c;

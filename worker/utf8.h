@@ -1,6 +1,6 @@
-// UTF-8 decoding and encoding (the tokenizer, the JSON reader): text as a sequence of code points with their byte offsets.
-// Invalid bytes decode as U+FFFD one byte at a time, so every input byte belongs to exactly one
-// code point and no text is lost.
+// UTF-8 decoding and encoding (the tokenizer, the JSON reader): text as a sequence of code points
+// with their byte offsets. Invalid bytes decode as U+FFFD one byte at a time, so every input byte
+// belongs to exactly one code point and no text is lost.
 #pragma once
 
 #include <cstdint>

@@ -52,10 +52,11 @@ std::string DefaultModel() {
 }  // namespace
 
 ABSL_FLAG(std::string, model, DefaultModel(), "model with a tokenizer (gguf:FILE)");
-ABSL_FLAG(std::string, prompts,
-          "/usr/share/common-licenses/GPL-3,/usr/share/common-licenses/Apache-2.0," SPARSEFILL_SOURCE_DIR
-          "/README.md",
-          "comma-separated UTF-8 text files, one prompt each");
+ABSL_FLAG(
+    std::string, prompts,
+    "/usr/share/common-licenses/GPL-3,/usr/share/common-licenses/Apache-2.0," SPARSEFILL_SOURCE_DIR
+    "/README.md",
+    "comma-separated UTF-8 text files, one prompt each");
 ABSL_FLAG(int64_t, tokens, 2048, "prompt length: each text is cut to its first N tokens");
 ABSL_FLAG(int64_t, last_queries, 64, "recall averages over this many last queries of a prompt");
 ABSL_FLAG(std::string, configs, "a_shape:64:448,vertical_slash:64:448,block_sparse:8",
@@ -93,8 +94,8 @@ absl::StatusOr<NamedConfig> ParseConfig(const std::string& spec, const worker::M
   for (size_t i = 1; i < parts.size(); ++i) {
     int64_t v;
     if (!absl::SimpleAtoi(parts[i], &v) || v <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat("config '", spec, "': '", parts[i],
-                                                     "' is not a positive number"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("config '", spec, "': '", parts[i], "' is not a positive number"));
     }
     n.push_back(v);
   }
@@ -208,7 +209,9 @@ absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBacken
   std::printf("## Per-head pattern search\n\n");
   std::printf("Calibration: %s. Budget: density <= %.2f per head. Written to `%s`.\n\n",
               absl::StrJoin(files, ", ").c_str(), absl::GetFlag(FLAGS_search_budget), out.c_str());
-  std::printf("| candidate | mean recall (calibration) | density | heads choosing it |\n|---|---|---|---|\n");
+  std::printf(
+      "| candidate | mean recall (calibration) | density | heads choosing it "
+      "|\n|---|---|---|---|\n");
   for (size_t k = 0; k < candidates.size(); ++k) {
     std::vector<double> r, d;
     int chosen = 0;
@@ -219,7 +222,8 @@ absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBacken
         chosen += result->choice[l][h] == static_cast<int>(k);
       }
     }
-    std::printf("| %s | %.4f | %.3f | %d |\n", candidates[k].name.c_str(), Mean(r), Mean(d), chosen);
+    std::printf("| %s | %.4f | %.3f | %d |\n", candidates[k].name.c_str(), Mean(r), Mean(d),
+                chosen);
   }
   std::printf("| **searched** | %.4f | %.3f | %d |\n\n", result->mean_recall, result->mean_density,
               c.num_layers * c.num_heads);
@@ -238,9 +242,9 @@ int Run() {
   absl::StatusOr<std::unique_ptr<worker::Model>> model =
       worker::Model::Load(load, std::move(probe_owner));
   if (!model.ok()) {
-    return fail(absl::Status(model.status().code(),
-                             absl::StrCat(model.status().message(),
-                                          " (deploy/fetch_models.sh fetches SmolLM2-135M)")));
+    return fail(absl::Status(
+        model.status().code(),
+        absl::StrCat(model.status().message(), " (deploy/fetch_models.sh fetches SmolLM2-135M)")));
   }
   const worker::ModelConfig& c = (*model)->config();
   const worker::BpeTokenizer* tokenizer = (*model)->tokenizer();
@@ -319,15 +323,17 @@ int Run() {
   }
 
   std::printf("## Attention recall and last-token logits, sparse vs dense\n\n");
-  std::printf("| prompt | tokens | config | mean recall | worst layer | worst head | density | "
-              "logits rel err | top-1 | top-5 overlap |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| prompt | tokens | config | mean recall | worst layer | worst head | density | "
+      "logits rel err | top-1 | top-5 overlap |\n|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& r : rows) {
     std::printf("| %s | %ld | %s | %.4f | %.4f | %.4f | %.3f | %.3e | %s | %d/5 |\n",
                 r.prompt.c_str(), static_cast<long>(r.tokens), r.config.c_str(), r.recall_mean,
                 r.recall_worst_layer, r.recall_min_head, r.run_density, r.logits_rel_err,
                 r.top1 ? "yes" : "NO", r.top5_overlap);
   }
-  std::printf("\n| config | mean recall | top-1 agreement | mean top-5 overlap |\n|---|---|---|---|\n");
+  std::printf(
+      "\n| config | mean recall | top-1 agreement | mean top-5 overlap |\n|---|---|---|---|\n");
   for (const NamedConfig& nc : configs) {
     std::vector<double> rec, top1, top5;
     for (const Row& r : rows) {
@@ -348,8 +354,8 @@ int Run() {
         "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back "
         "again. ";
     const std::vector<int32_t> filler_ids = tokenizer->Encode(filler, false).value();
-    const int64_t filler_reps =
-        std::max<int64_t>(1, (absl::GetFlag(FLAGS_tokens) - 64) / static_cast<int64_t>(filler_ids.size()));
+    const int64_t filler_reps = std::max<int64_t>(
+        1, (absl::GetFlag(FLAGS_tokens) - 64) / static_cast<int64_t>(filler_ids.size()));
     std::printf("\n## Passkey (first digit of a 5-digit key, %ld filler sentences)\n\n",
                 static_cast<long>(filler_reps));
     std::printf("| depth | key | dense |");
@@ -362,14 +368,17 @@ int Run() {
     for (const std::string& depth_text : depths) {
       double depth;
       if (!absl::SimpleAtod(depth_text, &depth) || depth < 0 || depth > 1) {
-        return fail(absl::InvalidArgumentError(absl::StrCat("bad passkey depth '", depth_text, "'")));
+        return fail(
+            absl::InvalidArgumentError(absl::StrCat("bad passkey depth '", depth_text, "'")));
       }
       const int key = 10000 + (trial * 37139 + 28411) % 90000;  // first digits vary by trial
       ++trial;
       const int64_t before = static_cast<int64_t>(std::lround(depth * filler_reps));
       std::string prompt = "There is a pass key hidden in this text. Remember it.\n";
       for (int64_t i = 0; i < filler_reps; ++i) {
-        if (i == before) absl::StrAppend(&prompt, "The pass key is ", key, ". Remember it. ", key, " is the pass key. ");
+        if (i == before)
+          absl::StrAppend(&prompt, "The pass key is ", key, ". Remember it. ", key,
+                          " is the pass key. ");
         prompt += filler;
       }
       if (before >= filler_reps) absl::StrAppend(&prompt, "The pass key is ", key, ". ");
@@ -380,12 +389,14 @@ int Run() {
       for (size_t p = 0; p <= configs.size(); ++p) {
         worker::PrefillOptions options;
         if (p > 0) options.patterns = &configs[p - 1].config;
-        std::fprintf(stderr, "passkey depth %.2f: %s\n", depth, p == 0 ? "dense" : configs[p - 1].name.c_str());
+        std::fprintf(stderr, "passkey depth %.2f: %s\n", depth,
+                     p == 0 ? "dense" : configs[p - 1].name.c_str());
         absl::StatusOr<worker::PrefillOutput> out = (*model)->Prefill(ids, options);
         if (!out.ok()) return fail(out.status());
         const std::string got = tokenizer->Decode(std::vector<int32_t>{out->first_token});
         correct[p] += got == want;
-        std::printf(" %s %s |", got == want ? "yes" : "no", worker::JsonValue::String(got).Serialize().c_str());
+        std::printf(" %s %s |", got == want ? "yes" : "no",
+                    worker::JsonValue::String(got).Serialize().c_str());
       }
       std::printf("\n");
     }

@@ -18,7 +18,8 @@ double AttentionRecall(const float* q, const float* k, const kernels::AttentionS
   double total = 0;
   for (int64_t t = first; t < T; ++t) {
     const float* qt = q + (t * shape.q_heads + q_head) * d;
-    const int64_t k0 = shape.sliding_window > 0 ? std::max<int64_t>(0, t + 1 - shape.sliding_window) : 0;
+    const int64_t k0 =
+        shape.sliding_window > 0 ? std::max<int64_t>(0, t + 1 - shape.sliding_window) : 0;
     // Softmax over the keys the query may see, in double.
     scores.assign(static_cast<size_t>(t + 1 - k0), 0.0);
     double max_score = -INFINITY;

@@ -18,15 +18,15 @@ absl::StatusOr<SearchResult> SearchPatterns(const std::vector<worker::HeadPatter
   for (size_t c = 0; c < candidates.size(); ++c) {
     for (const HeadScores* s : {&recall, &density}) {
       if ((*s)[c].size() != layers) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("pattern search: candidate ", c, " has scores for ", (*s)[c].size(),
-                         " layers, not ", layers));
+        return absl::InvalidArgumentError(absl::StrCat("pattern search: candidate ", c,
+                                                       " has scores for ", (*s)[c].size(),
+                                                       " layers, not ", layers));
       }
       for (const auto& l : (*s)[c]) {
         if (l.size() != heads) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("pattern search: candidate ", c, " has a layer of ", l.size(),
-                           " heads, not ", heads));
+          return absl::InvalidArgumentError(absl::StrCat("pattern search: candidate ", c,
+                                                         " has a layer of ", l.size(),
+                                                         " heads, not ", heads));
         }
       }
     }

@@ -12,8 +12,8 @@ absl::StatusOr<int64_t> RecallProbeBackend::BeginPrefill(const worker::ModelConf
                                                          const worker::PatternConfig* patterns) {
   if (inner_->activation_dtype() != kernels::ScalarType::kFloat32) {
     return absl::FailedPreconditionError(
-        absl::StrCat("the recall probe reads Q and K on the host in float32; the ",
-                     inner_->name(), " backend keeps them otherwise"));
+        absl::StrCat("the recall probe reads Q and K on the host in float32; the ", inner_->name(),
+                     " backend keeps them otherwise"));
   }
   layer_ = 0;
   recall_.assign(probes_.size(), {});

@@ -61,8 +61,8 @@ class RecallProbeBackend : public worker::Backend {
                       worker::Tensor2D y) override {
     return inner_->Linear(x, weight, y);
   }
-  absl::Status ApplyRope(worker::Tensor2D x, int heads, int head_dim,
-                         const kernels::RopeSpec& rope, int64_t first_position) override {
+  absl::Status ApplyRope(worker::Tensor2D x, int heads, int head_dim, const kernels::RopeSpec& rope,
+                         int64_t first_position) override {
     return inner_->ApplyRope(x, heads, head_dim, rope, first_position);
   }
   absl::Status SwiGlu(const worker::Tensor2D& gate, const worker::Tensor2D& up,

@@ -32,7 +32,7 @@ inline void PutHalfBits(std::vector<uint8_t>& out, uint16_t bits) {
 
 // llama.cpp's converter: w.reshape(heads, 2, head_dim / 2, cols).swapaxes(1, 2).reshape(w.shape).
 inline std::vector<float> ConverterPermute(const std::vector<float>& w, int heads, int head_dim,
-                                    int64_t cols) {
+                                           int64_t cols) {
   std::vector<float> out(w.size());
   const int half = head_dim / 2;
   for (int h = 0; h < heads; ++h) {

@@ -2,7 +2,6 @@
 // formula, the header parser and its errors, and the golden model converted to GGUF the way
 // llama.cpp's converter does (Q/K permuted) giving transformers' logits.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,9 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <tuple>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/ops/numeric.h"
@@ -38,7 +37,8 @@ using testing::GgufWriter;
 using testing::WriteGoldenAsGguf;
 
 std::string TempPath(const std::string& name) {
-  return (fs::temp_directory_path() / ("sparsefill-gguf-" + std::to_string(::getpid()) + "-" + name))
+  return (fs::temp_directory_path() /
+          ("sparsefill-gguf-" + std::to_string(::getpid()) + "-" + name))
       .string();
 }
 
@@ -206,7 +206,9 @@ TEST(GgufFileTest, ReadsMetadataAndTensors) {
   w.AddUint32("llama.block_count", 7);
   w.AddFloat32("llama.rope.freq_base", 100000.0f);
   w.AddBool("tokenizer.ggml.add_bos_token", true);
-  w.AddStringArray("tokenizer.ggml.tokens", {"a", "b", "\xc4\xa0" "c"});
+  w.AddStringArray("tokenizer.ggml.tokens", {"a", "b",
+                                             "\xc4\xa0"
+                                             "c"});
   w.AddInt32Array("tokenizer.ggml.token_type", {1, 3, -1});
   const std::vector<float> values = {1, 2, 3, 4, 5, 6};
   w.AddF32Tensor("t.weight", {3, 2}, values);
@@ -223,7 +225,9 @@ TEST(GgufFileTest, ReadsMetadataAndTensors) {
   auto tokens = (*file)->GetArray("tokenizer.ggml.tokens", GgufValueType::kString);
   ASSERT_TRUE(tokens.ok()) << tokens.status();
   ASSERT_EQ((*tokens)->items.size(), 3u);
-  EXPECT_EQ(std::get<std::string>((*tokens)->items[2].value), "\xc4\xa0" "c");
+  EXPECT_EQ(std::get<std::string>((*tokens)->items[2].value),
+            "\xc4\xa0"
+            "c");
   auto types = (*file)->GetArray("tokenizer.ggml.token_type", GgufValueType::kInt64);
   ASSERT_TRUE(types.ok()) << types.status();
   EXPECT_EQ(std::get<int64_t>((*types)->items[2].value), -1);
@@ -250,7 +254,8 @@ absl::Status OpenBytes(const std::vector<uint8_t>& bytes, const std::string& nam
   const std::string path = TempPath(name);
   {
     std::ofstream f(path, std::ios::binary);
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    f.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   }
   absl::Status s = GgufFile::Open(path).status();
   fs::remove(path);
@@ -305,7 +310,8 @@ TEST(GgufFileTest, MalformedFilesGiveErrorsNamingThePart) {
 
 TEST(GgufWeightsTest, UnpermuteInvertsTheConverter) {
   for (auto [heads, head_dim, cols] : {std::tuple{3, 64, 5}, std::tuple{1, 8, 1}}) {
-    const std::vector<float> hf = testing::RandomVector(static_cast<size_t>(heads) * head_dim * cols, 7);
+    const std::vector<float> hf =
+        testing::RandomVector(static_cast<size_t>(heads) * head_dim * cols, 7);
     std::vector<float> stored = ConverterPermute(hf, heads, head_dim, cols);
     EXPECT_NE(stored, hf);
     UnpermuteLlamaQK(heads, head_dim, cols, stored.data());
@@ -315,7 +321,8 @@ TEST(GgufWeightsTest, UnpermuteInvertsTheConverter) {
 
 TEST(GgufWeightsTest, TensorNames) {
   EXPECT_EQ(HuggingFaceTensorName("token_embd.weight"), "model.embed_tokens.weight");
-  EXPECT_EQ(HuggingFaceTensorName("blk.12.attn_q.weight"), "model.layers.12.self_attn.q_proj.weight");
+  EXPECT_EQ(HuggingFaceTensorName("blk.12.attn_q.weight"),
+            "model.layers.12.self_attn.q_proj.weight");
   EXPECT_EQ(HuggingFaceTensorName("blk.3.ffn_norm.weight"),
             "model.layers.3.post_attention_layernorm.weight");
   EXPECT_EQ(HuggingFaceTensorName("blk.0.attn_v.bias"), "model.layers.0.self_attn.v_proj.bias");
@@ -416,8 +423,7 @@ TEST(GgufModelTest, ErrorsNameTheKeyOrTensor) {
   ASSERT_TRUE(w.Write(path));
   auto model = Model::Load(ModelLoadOptions{"gguf:" + path, ""}, MakeCpuBackend());
   ASSERT_FALSE(model.ok());
-  EXPECT_NE(model.status().message().find("'general.architecture' is 'gptneox'"),
-            std::string::npos)
+  EXPECT_NE(model.status().message().find("'general.architecture' is 'gptneox'"), std::string::npos)
       << model.status();
 
   auto missing = Model::Load(ModelLoadOptions{"gguf:/nonexistent/m.gguf", ""}, MakeCpuBackend());

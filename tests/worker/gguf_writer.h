@@ -80,7 +80,8 @@ class GgufWriter {
   bool Write(const std::string& path) const {
     const std::vector<uint8_t> bytes = Bytes();
     std::ofstream f(path, std::ios::binary);
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    f.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
     return static_cast<bool>(f);
   }
 

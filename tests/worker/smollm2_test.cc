@@ -16,7 +16,7 @@ namespace {
 std::string ModelPath() {
   const char* cache = std::getenv("SPARSEFILL_MODEL_CACHE");
   const char* home = std::getenv("HOME");
-  const std::string dir = cache != nullptr ? cache
+  const std::string dir = cache != nullptr  ? cache
                           : home != nullptr ? std::string(home) + "/.cache/sparsefill/models"
                                             : "";
   return dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";

@@ -43,7 +43,7 @@ TEST(Utf8Test, DecodesAndReplacesInvalidBytesOneByOne) {
 }
 
 TEST(ByteLevelTest, Gpt2Alphabet) {
-  EXPECT_EQ(ByteToUnicode(' '), U'\u0120');  // "Ġ"
+  EXPECT_EQ(ByteToUnicode(' '), U'\u0120');   // "Ġ"
   EXPECT_EQ(ByteToUnicode('\n'), U'\u010A');  // "Ċ"
   EXPECT_EQ(ByteToUnicode('A'), U'A');
   EXPECT_EQ(ByteToUnicode(0xAD), U'\u0143');  // the last of the shifted bytes
@@ -85,10 +85,19 @@ TEST(PreTokenizerTest, Gpt2Rules) {
 // "ab" "c", not "a" "bc".
 absl::StatusOr<std::unique_ptr<BpeTokenizer>> TinyTokenizer() {
   BpeTokenizerSpec spec;
-  spec.tokens = {"<s>", "a", "b", "c", "ab", "bc", "\xc4\xa0", "\xc4\xa0" "a", "abc"};
-  spec.types = {TokenType::kControl, TokenType::kNormal, TokenType::kNormal, TokenType::kNormal,
-                TokenType::kNormal,  TokenType::kNormal, TokenType::kNormal, TokenType::kNormal,
-                TokenType::kNormal};
+  spec.tokens = {"<s>",
+                 "a",
+                 "b",
+                 "c",
+                 "ab",
+                 "bc",
+                 "\xc4\xa0",
+                 "\xc4\xa0"
+                 "a",
+                 "abc"};
+  spec.types = {TokenType::kControl, TokenType::kNormal, TokenType::kNormal,
+                TokenType::kNormal,  TokenType::kNormal, TokenType::kNormal,
+                TokenType::kNormal,  TokenType::kNormal, TokenType::kNormal};
   spec.merges = {"a b", "b c", "\xc4\xa0 a"};
   spec.bos_id = 0;
   spec.add_bos = true;
@@ -130,9 +139,12 @@ std::vector<Case> ReferenceCases() {
   for (const JsonValue& c : json->Find("cases")->as_array()) {
     Case k;
     k.text = c.Find("text")->as_string();
-    for (const JsonValue& id : c.Find("ids")->as_array()) k.ids.push_back(static_cast<int32_t>(id.as_int()));
-    for (const JsonValue& p : c.Find("gpt2_pieces")->as_array()) k.gpt2_pieces.push_back(p.as_string());
-    for (const JsonValue& p : c.Find("qwen2_pieces")->as_array()) k.qwen2_pieces.push_back(p.as_string());
+    for (const JsonValue& id : c.Find("ids")->as_array())
+      k.ids.push_back(static_cast<int32_t>(id.as_int()));
+    for (const JsonValue& p : c.Find("gpt2_pieces")->as_array())
+      k.gpt2_pieces.push_back(p.as_string());
+    for (const JsonValue& p : c.Find("qwen2_pieces")->as_array())
+      k.qwen2_pieces.push_back(p.as_string());
     cases.push_back(std::move(k));
   }
   return cases;

@@ -13,8 +13,8 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(BpeTokenizerS
   const size_t n = spec.tokens.size();
   if (n == 0) return absl::InvalidArgumentError("tokenizer: empty vocabulary");
   if (!spec.types.empty() && spec.types.size() != n) {
-    return absl::InvalidArgumentError(absl::StrCat("tokenizer: ", spec.types.size(),
-                                                   " token types for ", n, " tokens"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tokenizer: ", spec.types.size(), " token types for ", n, " tokens"));
   }
   for (int32_t id : {spec.bos_id, spec.eos_id}) {
     if (id < -1 || id >= static_cast<int64_t>(n)) {
@@ -40,9 +40,8 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(BpeTokenizerS
       t->specials_.push_back(static_cast<int32_t>(i));
     }
   }
-  std::stable_sort(t->specials_.begin(), t->specials_.end(), [&](int32_t a, int32_t b) {
-    return s.tokens[a].size() > s.tokens[b].size();
-  });
+  std::stable_sort(t->specials_.begin(), t->specials_.end(),
+                   [&](int32_t a, int32_t b) { return s.tokens[a].size() > s.tokens[b].size(); });
   t->merge_ranks_.reserve(s.merges.size());
   for (size_t r = 0; r < s.merges.size(); ++r) {
     const std::string& m = s.merges[r];
@@ -102,9 +101,8 @@ absl::Status BpeTokenizer::EncodePiece(absl::string_view piece, std::vector<int3
   for (const std::string& sym : symbols) {
     auto it = ids_.find(sym);
     if (it == ids_.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tokenizer: the vocabulary has no token for '", sym, "' (in the text '",
-                       piece, "')"));
+      return absl::InvalidArgumentError(absl::StrCat("tokenizer: the vocabulary has no token for '",
+                                                     sym, "' (in the text '", piece, "')"));
     }
     out->push_back(it->second);
   }
@@ -117,7 +115,8 @@ absl::StatusOr<std::vector<int32_t>> BpeTokenizer::Encode(absl::string_view text
   if (add_special && spec_.add_bos) ids.push_back(spec_.bos_id);
   size_t start = 0;  // of the text not yet encoded
   auto flush = [&](size_t end) -> absl::Status {
-    for (absl::string_view piece : PreTokenize(spec_.pre_tokenizer, text.substr(start, end - start))) {
+    for (absl::string_view piece :
+         PreTokenize(spec_.pre_tokenizer, text.substr(start, end - start))) {
       if (absl::Status s = EncodePiece(piece, &ids); !s.ok()) return s;
     }
     return absl::OkStatus();

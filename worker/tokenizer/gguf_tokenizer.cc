@@ -22,9 +22,9 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> TokenizerFromGguf(const GgufFile& 
   }
   SF_ASSIGN_OR_RETURN(const std::string model, file.GetString("tokenizer.ggml.model"));
   if (model != "gpt2") {
-    return absl::UnimplementedError(
-        absl::StrCat(file.path(), ": metadata 'tokenizer.ggml.model' is '", model,
-                     "': only byte-level BPE ('gpt2') is supported"));
+    return absl::UnimplementedError(absl::StrCat(file.path(),
+                                                 ": metadata 'tokenizer.ggml.model' is '", model,
+                                                 "': only byte-level BPE ('gpt2') is supported"));
   }
   BpeTokenizerSpec spec;
   std::string pre = "default";
@@ -33,7 +33,8 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> TokenizerFromGguf(const GgufFile& 
   }
   absl::StatusOr<PreTokenizer> kind = PreTokenizerFromName(pre);
   if (!kind.ok()) {
-    return absl::Status(kind.status().code(), absl::StrCat(file.path(), ": metadata "
+    return absl::Status(kind.status().code(), absl::StrCat(file.path(),
+                                                           ": metadata "
                                                            "'tokenizer.ggml.pre': ",
                                                            kind.status().message()));
   }
@@ -47,8 +48,9 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> TokenizerFromGguf(const GgufFile& 
       spec.types.push_back(static_cast<TokenType>(std::get<int64_t>(v.value)));
     }
   }
-  for (auto [key, id] : {std::pair<const char*, int32_t*>{"tokenizer.ggml.bos_token_id", &spec.bos_id},
-                         {"tokenizer.ggml.eos_token_id", &spec.eos_id}}) {
+  for (auto [key, id] :
+       {std::pair<const char*, int32_t*>{"tokenizer.ggml.bos_token_id", &spec.bos_id},
+        {"tokenizer.ggml.eos_token_id", &spec.eos_id}}) {
     if (file.Find(key) == nullptr) continue;
     SF_ASSIGN_OR_RETURN(const int64_t v, file.GetInt(key));
     *id = static_cast<int32_t>(v);

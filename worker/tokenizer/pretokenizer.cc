@@ -115,9 +115,10 @@ absl::StatusOr<PreTokenizer> PreTokenizerFromName(absl::string_view name) {
   if (name == "gpt2" || name == "default") return PreTokenizer::kGpt2;
   if (name == "smollm") return PreTokenizer::kSmolLM;
   if (name == "qwen2" || name == "deepseek-r1-qwen") return PreTokenizer::kQwen2;
-  return absl::UnimplementedError(absl::StrCat(
-      "pre-tokenizer '", name, "' is not supported (supported: gpt2, smollm, qwen2, "
-      "deepseek-r1-qwen)"));
+  return absl::UnimplementedError(
+      absl::StrCat("pre-tokenizer '", name,
+                   "' is not supported (supported: gpt2, smollm, qwen2, "
+                   "deepseek-r1-qwen)"));
 }
 
 std::vector<absl::string_view> PreTokenize(PreTokenizer kind, absl::string_view text) {
