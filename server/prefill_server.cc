@@ -52,7 +52,8 @@ class PrefillServerImpl final : public PrefillServer {
     const worker::ModelConfig& c = models.front()->config();
     env_.model = models.front();
     env_.worker_models = std::move(models);
-    env_.limits = RequestLimits{c.vocab_size, options.max_prompt_tokens, c.num_layers, c.num_heads};
+    env_.limits = RequestLimits{c.vocab_size, options.max_prompt_tokens, c.num_layers, c.num_heads,
+                                c.head_dim};
     env_.max_buffered_bytes_per_call = options.max_buffered_bytes_per_call;
     env_.pool = &pool_;
     env_.metrics = &metrics_;

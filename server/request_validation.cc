@@ -62,6 +62,12 @@ absl::StatusOr<ValidatedRequest> ValidatePrefillRequest(const v1::PrefillRequest
   }
   out.kv_codec =
       request.kv_codec() == v1::KV_CODEC_UNSPECIFIED ? v1::KV_CODEC_RAW_BF16 : request.kv_codec();
+  if (out.kv_codec == v1::KV_CODEC_INT4 && limits.head_dim % 2 != 0) {
+    return FieldError("kv_codec",
+                      absl::StrCat("KV_CODEC_INT4 packs channel pairs and needs an even "
+                                   "head_dim; this model's is ",
+                                   limits.head_dim));
+  }
   if (request.kv_int4_group_tokens() > static_cast<uint32_t>(kernels::kMaxInt4GroupTokens)) {
     return FieldError("kv_int4_group_tokens",
                       absl::StrCat(request.kv_int4_group_tokens(), " is larger than the limit of ",

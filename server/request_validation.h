@@ -27,6 +27,7 @@ struct RequestLimits {
   int64_t max_prompt_tokens = 0;
   int num_layers = 0;  // to check an inline pattern config
   int num_heads = 0;   // query heads, likewise
+  int head_dim = 0;    // to refuse KV_CODEC_INT4 for an odd head_dim (0: not checked)
 };
 
 // A request that passed validation, with the contract's defaults applied.

@@ -76,6 +76,14 @@ TEST(RequestValidationTest, CompressedCodecsAndTheInt4GroupSize) {
   EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(v.status().message(), "kv_int4_group_tokens: 65536 is larger than the limit of 65535");
   r.set_kv_int4_group_tokens(0);
+  RequestLimits odd = kLimits;
+  odd.head_dim = 33;
+  const absl::StatusOr<ValidatedRequest> odd_int4 = ValidatePrefillRequest(r, odd);
+  EXPECT_EQ(odd_int4.status().message(),
+            "kv_codec: KV_CODEC_INT4 packs channel pairs and needs an even head_dim; this "
+            "model's is 33");
+  r.set_kv_codec(v1::KV_CODEC_INT8);
+  EXPECT_TRUE(ValidatePrefillRequest(r, odd).ok());
   r.set_kv_codec(static_cast<v1::KvCodec>(7));
   EXPECT_EQ(ValidatePrefillRequest(r, kLimits).status().code(), absl::StatusCode::kInvalidArgument);
 }
