@@ -15,7 +15,8 @@ namespace sparsefill::kernels::cuda {
 // the rows each must skip (already covered by a diagonal tile).
 struct SparseTileMeta {
   KeyTile tile;
-  int32_t last;  // 1: no tile follows
+  int32_t last;         // 1: no tile follows
+  int32_t full_gather;  // 1: a gathered tile of 64 columns every row of the block computes
 };
 
 template <int kHeadDimT>

@@ -179,14 +179,22 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
       sm.meta(s)->last = have_next ? 0 : 1;
     }
     if (cur.gather) {
+      // Whether every (row, column) pair of the tile is computed: 64 columns, each at or before
+      // the block's first row, inside the window for its last row, covered by no band.
+      bool all_in = cur.count == 64 && w.row_end - w.row_begin == 64;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int slot = lane + 32 * h;
+        const uint64_t covered = cols[h] >= 0 && desc.band_count > 0
+                                     ? RowsCoveredByBands(p, desc, w.row_begin, cols[h])
+                                     : 0ull;
         sm.cols(s)[slot] = cols[h] >= 0 ? cols[h] : INT32_MAX;
-        sm.covered(s)[slot] = cols[h] >= 0 && desc.band_count > 0
-                                  ? RowsCoveredByBands(p, desc, w.row_begin, cols[h])
-                                  : 0ull;
+        sm.covered(s)[slot] = covered;
+        all_in = all_in && cols[h] >= 0 && cols[h] <= w.row_begin && covered == 0 &&
+                 w.row_end - 1 - cols[h] <= cur.hi;
       }
+      all_in = __all_sync(0xffffffffu, all_in);
+      if (lane == 0) sm.meta(s)->full_gather = all_in ? 1 : 0;
     }
     load(&sp.tma_k, p.k, sm.k(s), sm.k_full(s), cur, sm.cols(s));
     if (i > 0) {
@@ -276,8 +284,8 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
   };
 
   // Masks the pairs tile `t` (stage ks) does not compute and counts those it does.
-  auto mask = [&](int ks, const KeyTile& t) {
-    if (TileIsFull(t, w.row_begin, w.row_end)) {
+  auto mask = [&](int ks, const KeyTile& t, bool full_gather) {
+    if (full_gather || TileIsFull(t, w.row_begin, w.row_end)) {
       pairs32 += 2 * kBlockN / 4;  // this thread's 2 rows x 16 keys
       return;
     }
@@ -357,11 +365,12 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
     sm90::MbarWait(sm.k_full(0), 0);
     m = sm.meta(0)->tile;
     last = sm.meta(0)->last != 0;
+    const bool full_gather = m.gather && sm.meta(0)->full_gather != 0;
     if (m.gather) index::FenceProxyAsyncShared();  // cp.async wrote the tile (generic proxy)
     issue_s(0);
     index::WgmmaWait<0>();
     index::FenceOperands<0, 32>(s);
-    mask(0, m);
+    mask(0, m, full_gather);
     release_k(0);
     softmax(rescale);
     pack_p();
@@ -377,6 +386,7 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
     sm90::MbarWait(sm.k_full(ks), (i / kStages) & 1);
     m = sm.meta(ks)->tile;
     const bool is_last = sm.meta(ks)->last != 0;
+    const bool full_gather = m.gather && sm.meta(ks)->full_gather != 0;
     if (m.gather) index::FenceProxyAsyncShared();
     issue_s(ks);
     sm90::MbarWait(sm.v_full(vs), ((i - 1) / kStages) & 1);
@@ -385,7 +395,7 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
     index::WgmmaCommit();
     index::WgmmaWait<1>();
     index::FenceOperands<0, 32>(s);
-    mask(ks, m);
+    mask(ks, m, full_gather);
     release_k(ks);
 
     float rescale[2];
