@@ -52,11 +52,10 @@ std::string DefaultModel() {
 }  // namespace
 
 ABSL_FLAG(std::string, model, DefaultModel(), "model with a tokenizer (gguf:FILE)");
-ABSL_FLAG(
-    std::string, prompts,
-    "/usr/share/common-licenses/GPL-3,/usr/share/common-licenses/Apache-2.0," SPARSEFILL_SOURCE_DIR
-    "/README.md",
-    "comma-separated UTF-8 text files, one prompt each");
+ABSL_FLAG(std::string, prompts,
+          "/usr/share/common-licenses/GPL-3,/usr/share/common-licenses/Apache-2.0,"
+          "/usr/share/common-licenses/Artistic",
+          "comma-separated UTF-8 text files, one prompt each (default: texts every Debian has)");
 ABSL_FLAG(int64_t, tokens, 2048, "prompt length: each text is cut to its first N tokens");
 ABSL_FLAG(int64_t, last_queries, 64, "recall averages over this many last queries of a prompt");
 ABSL_FLAG(std::string, configs, "a_shape:64:448,vertical_slash:64:448,block_sparse:8",
@@ -73,7 +72,8 @@ ABSL_FLAG(std::string, search_prompts,
           "calibration prompts of the search (other texts than --prompts)");
 ABSL_FLAG(std::string, search_candidates,
           "a_shape:64:448,a_shape:128:384,vertical_slash:32:480,vertical_slash:64:448,"
-          "vertical_slash:128:384,vertical_slash:256:256,block_sparse:8",
+          "vertical_slash:128:384,vertical_slash:256:256,vertical_slash:384:384,"
+          "vertical_slash:512:512,block_sparse:8",
           "the patterns each head chooses from (built-in specs as in --configs)");
 ABSL_FLAG(double, search_budget, 0.45, "the highest density a head's chosen pattern may have");
 
