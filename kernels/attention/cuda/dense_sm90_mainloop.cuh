@@ -25,6 +25,7 @@
 #include "kernels/attention/cuda/index_ptx.cuh"
 #include "kernels/attention/cuda/index_wgmma.cuh"
 #include "kernels/attention/cuda/mma_sm80.cuh"
+#include "kernels/attention/cuda/wgmma_attention_math.cuh"
 #include "kernels/attention/cuda/wgmma_sm90.cuh"
 
 namespace sparsefill::kernels::cuda {
@@ -102,9 +103,7 @@ __device__ void DenseConsumer(const DenseSm90Params& p, const DenseSm90Smem<Cfg>
   constexpr int kHeadDim = Cfg::kHeadDim;
   constexpr int kBlockN = Cfg::kBlockN;
   constexpr int kStages = Cfg::kStages;
-  constexpr int kQKSteps = kHeadDim / 16;  // k16 steps of S = Q K^T
   constexpr int kPVSteps = kBlockN / 16;   // k16 steps of O += P V
-  constexpr int kOTiles = kHeadDim / 8;    // 8-column groups of O per thread row pair
   const float kNegInf = __int_as_float(0xff800000);
 
   const int tid = threadIdx.x % 128;
@@ -119,50 +118,17 @@ __device__ void DenseConsumer(const DenseSm90Params& p, const DenseSm90Smem<Cfg>
   // byte 32 (kk % 4) of each 128-byte row.
   const uint64_t q_desc = sm90::KMajorDesc(sm.q() + wg * 64 * 128);
 
-#pragma unroll
-  for (int i = 0; i < kHeadDim / 2; ++i) o[i] = 0.0f;
-  float row_max[2] = {kNegInf, kNegInf};  // running max of the raw scores
-  row_sum[0] = row_sum[1] = 0.0f;         // this thread's part of the running sums
-  // S tile (64 rows x 128 keys over the warpgroup) and P (bf16 A fragments, one per k16 step);
-  // zeroed once so that the first iteration's register fences read defined values.
-  float s[64];
+  float row_max[2];
+  float s[64];  // S tile (64 rows x 128 keys over the warpgroup), then P in fp32
   uint32_t pf[kPVSteps][4];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) s[i] = 0.0f;
-#pragma unroll
-  for (int kk = 0; kk < kPVSteps; ++kk) pf[kk][0] = pf[kk][1] = pf[kk][2] = pf[kk][3] = 0u;
+  ZeroConsumerState<kHeadDim, kBlockN, kPVSteps>(o, s, pf, row_max, row_sum);
 
-  // O += P V_i for the tile in V stage `vs`: B = V, 16 keys (rows) per step, 2048 bytes apart.
-  // Its own wgmma.fence after the V barrier wait (one per GEMM, as FA3 issues them).
-  auto issue_pv = [&](int vs) {
-    const uint64_t v_desc = sm90::MnMajorDesc<Cfg::kKVBlockBytes>(sm.v(vs));
-    index::WgmmaFence();
-#pragma unroll
-    for (int kk = 0; kk < kPVSteps; ++kk) {
-      const uint64_t desc = v_desc + ((kk * 16 * 128) >> 4);
-      if constexpr (kHeadDim == 128) {
-        sm90::WgmmaRsM64N128K16TransB(o, pf[kk], desc, 1);
-      } else {
-        sm90::WgmmaRsM64N64K16TransB(o, pf[kk], desc, 1);
-      }
-    }
-  };
+  auto issue_pv = [&](int vs) { IssuePV<kHeadDim, kPVSteps, Cfg::kKVBlockBytes>(o, pf, sm.v(vs)); };
 
-  // S_i = Q K_i^T for the tile in K stage `ks`. The fences order the register writes before
-  // it (S read into P, O rescaled) ahead of the wgmma.fence and the wgmmas.
+  // S_i = Q K_i^T for the tile in K stage `ks`.
   auto issue_s = [&](int ks) {
-    index::FenceOperands<0, 64>(s);
-    index::FenceOperands<0, kHeadDim / 2>(o);
-    sm90::FenceRegisters(pf);
-    index::WgmmaFence();
-    const uint64_t k_desc = sm90::KMajorDesc(sm.k(ks));
-#pragma unroll
-    for (int kk = 0; kk < kQKSteps; ++kk) {
-      const uint32_t q_off = (kk / 4) * Cfg::kQBlockBytes + (kk % 4) * 32;
-      const uint32_t k_off = (kk / 4) * Cfg::kKVBlockBytes + (kk % 4) * 32;
-      sm90::WgmmaSsM64N128K16(s, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0 ? 1 : 0);
-    }
-    index::WgmmaCommit();
+    IssueQK<kHeadDim, kBlockN, kPVSteps, Cfg::kQBlockBytes, Cfg::kKVBlockBytes>(s, o, pf, q_desc,
+                                                                              sm.k(ks));
   };
 
   // Mask and online softmax of S_i (keys key0 ..+ 127): on return s holds P_i in fp32 and
@@ -184,45 +150,10 @@ __device__ void DenseConsumer(const DenseSm90Params& p, const DenseSm90Smem<Cfg>
         }
       }
     }
-    // New max (over the 4 threads of a row), the rescale factor, exp2, running sum. A row with
-    // nothing visible yet keeps max -inf: 0 is the exponent base then, so every term is
-    // exp2(-inf) = 0 and no NaN appears.
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float mx = row_max[h];
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
-        mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
-      }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float base = mx == kNegInf ? 0.0f : mx * scale_log2;
-      rescale[h] = index::Ex2(row_max[h] * scale_log2 - base);
-      row_max[h] = mx;
-      float sum0 = 0.0f, sum1 = 0.0f;  // two chains: half the add latency
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
-        const float p0 = index::Ex2(fmaf(s[4 * j + 2 * h], scale_log2, -base));
-        const float p1 = index::Ex2(fmaf(s[4 * j + 2 * h + 1], scale_log2, -base));
-        s[4 * j + 2 * h] = p0;
-        s[4 * j + 2 * h + 1] = p1;
-        sum0 += p0;
-        sum1 += p1;
-      }
-      row_sum[h] = row_sum[h] * rescale[h] + (sum0 + sum1);
-    }
+    OnlineSoftmax<kBlockN>(s, row_max, row_sum, scale_log2, rescale);
   };
 
-  // P_i as bf16: the score fragments of two adjacent 8-key groups are exactly a k16 A fragment.
-  auto pack_p = [&] {
-#pragma unroll
-    for (int kk = 0; kk < kPVSteps; ++kk) {
-      pf[kk][0] = PackBf16x2(s[8 * kk + 0], s[8 * kk + 1]);
-      pf[kk][1] = PackBf16x2(s[8 * kk + 2], s[8 * kk + 3]);
-      pf[kk][2] = PackBf16x2(s[8 * kk + 4], s[8 * kk + 5]);
-      pf[kk][3] = PackBf16x2(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-  };
+  auto pack_p = [&] { PackP<kPVSteps>(s, pf); };
 
   // Every wait below is unconditional inside its loop body: ptxas proves the wgmma pipeline
   // safe per path, and a wait it cannot pair with its issue (say, one under `if (i > 0)` in a
@@ -262,13 +193,7 @@ __device__ void DenseConsumer(const DenseSm90Params& p, const DenseSm90Smem<Cfg>
     index::FenceOperands<0, kHeadDim / 2>(o);
     sm90::FenceRegisters(pf);
     if (signals) sm90::MbarArrive(sm.v_empty(vs));
-#pragma unroll
-    for (int j = 0; j < kOTiles; ++j) {
-      o[4 * j + 0] *= rescale[0];
-      o[4 * j + 1] *= rescale[0];
-      o[4 * j + 2] *= rescale[1];
-      o[4 * j + 3] *= rescale[1];
-    }
+    RescaleO<kHeadDim>(o, rescale);
     pack_p();
   }
 

@@ -27,6 +27,7 @@
 #include "kernels/attention/cuda/mma_sm80.cuh"
 #include "kernels/attention/cuda/sparse_sm90_config.cuh"
 #include "kernels/attention/cuda/sparse_sm90_params.cuh"
+#include "kernels/attention/cuda/wgmma_attention_math.cuh"
 #include "kernels/attention/cuda/wgmma_sm90.cuh"
 
 namespace sparsefill::kernels::cuda {
@@ -227,9 +228,7 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
   constexpr int kHeadDim = Cfg::kHeadDim;
   constexpr int kBlockN = Cfg::kBlockN;
   constexpr int kStages = Cfg::kStages;
-  constexpr int kQKSteps = kHeadDim / 16;
   constexpr int kPVSteps = kBlockN / 16;
-  constexpr int kOTiles = kHeadDim / 8;
   const float kNegInf = __int_as_float(0xff800000);
   const AttentionParams& p = sp.attn;
 
@@ -243,44 +242,16 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
   // Pairs this thread computed (32 per full tile: fits 32 bits for any block's tile count).
   uint32_t pairs32 = 0;
 
-#pragma unroll
-  for (int i = 0; i < kHeadDim / 2; ++i) o[i] = 0.0f;
-  float row_max[2] = {kNegInf, kNegInf};
-  row_sum[0] = row_sum[1] = 0.0f;
-  float s[32];
+  float row_max[2];
+  float s[32];  // S tile (64 rows x 64 keys over the warpgroup), then P in fp32
   uint32_t pf[kPVSteps][4];
-#pragma unroll
-  for (int i = 0; i < 32; ++i) s[i] = 0.0f;
-#pragma unroll
-  for (int kk = 0; kk < kPVSteps; ++kk) pf[kk][0] = pf[kk][1] = pf[kk][2] = pf[kk][3] = 0u;
+  ZeroConsumerState<kHeadDim, kBlockN, kPVSteps>(o, s, pf, row_max, row_sum);
 
-  auto issue_pv = [&](int vs) {
-    const uint64_t v_desc = sm90::MnMajorDesc<Cfg::kKVBlockBytes>(sm.v(vs));
-    index::WgmmaFence();
-#pragma unroll
-    for (int kk = 0; kk < kPVSteps; ++kk) {
-      const uint64_t desc = v_desc + ((kk * 16 * 128) >> 4);
-      if constexpr (kHeadDim == 128) {
-        sm90::WgmmaRsM64N128K16TransB(o, pf[kk], desc, 1);
-      } else {
-        sm90::WgmmaRsM64N64K16TransB(o, pf[kk], desc, 1);
-      }
-    }
-  };
+  auto issue_pv = [&](int vs) { IssuePV<kHeadDim, kPVSteps, Cfg::kKVBlockBytes>(o, pf, sm.v(vs)); };
 
   auto issue_s = [&](int ks) {
-    index::FenceOperands<0, 32>(s);
-    index::FenceOperands<0, kHeadDim / 2>(o);
-    sm90::FenceRegisters(pf);
-    index::WgmmaFence();
-    const uint64_t k_desc = sm90::KMajorDesc(sm.k(ks));
-#pragma unroll
-    for (int kk = 0; kk < kQKSteps; ++kk) {
-      const uint32_t q_off = (kk / 4) * Cfg::kQBlockBytes + (kk % 4) * 32;
-      const uint32_t k_off = (kk / 4) * Cfg::kKVBlockBytes + (kk % 4) * 32;
-      sm90::WgmmaSsM64N64K16(s, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0 ? 1 : 0);
-    }
-    index::WgmmaCommit();
+    IssueQK<kHeadDim, kBlockN, kPVSteps, Cfg::kQBlockBytes, Cfg::kKVBlockBytes>(s, o, pf, q_desc,
+                                                                              sm.k(ks));
   };
 
   // Masks the pairs tile `t` (stage ks) does not compute and counts those it does.
@@ -311,43 +282,10 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
     }
   };
 
-  // Online softmax of S (64 keys): on return s holds P in fp32, rescale[h] the factor for row h.
   auto softmax = [&](float (&rescale)[2]) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float mx = row_max[h];
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
-        mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
-      }
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float base = mx == kNegInf ? 0.0f : mx * scale_log2;
-      rescale[h] = index::Ex2(row_max[h] * scale_log2 - base);
-      row_max[h] = mx;
-      float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j) {
-        const float p0 = index::Ex2(fmaf(s[4 * j + 2 * h], scale_log2, -base));
-        const float p1 = index::Ex2(fmaf(s[4 * j + 2 * h + 1], scale_log2, -base));
-        s[4 * j + 2 * h] = p0;
-        s[4 * j + 2 * h + 1] = p1;
-        sum0 += p0;
-        sum1 += p1;
-      }
-      row_sum[h] = row_sum[h] * rescale[h] + (sum0 + sum1);
-    }
+    OnlineSoftmax<kBlockN>(s, row_max, row_sum, scale_log2, rescale);
   };
-
-  auto pack_p = [&] {
-#pragma unroll
-    for (int kk = 0; kk < kPVSteps; ++kk) {
-      pf[kk][0] = PackBf16x2(s[8 * kk + 0], s[8 * kk + 1]);
-      pf[kk][1] = PackBf16x2(s[8 * kk + 2], s[8 * kk + 3]);
-      pf[kk][2] = PackBf16x2(s[8 * kk + 4], s[8 * kk + 5]);
-      pf[kk][3] = PackBf16x2(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-  };
+  auto pack_p = [&] { PackP<kPVSteps>(s, pf); };
 
   // This warp is done with stage ks's K and meta.
   auto release_k = [&](int ks) {
@@ -405,13 +343,7 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
     index::FenceOperands<0, kHeadDim / 2>(o);
     sm90::FenceRegisters(pf);
     if (tid == 0) sm90::MbarArrive(sm.v_empty(vs));
-#pragma unroll
-    for (int j = 0; j < kOTiles; ++j) {
-      o[4 * j + 0] *= rescale[0];
-      o[4 * j + 1] *= rescale[0];
-      o[4 * j + 2] *= rescale[1];
-      o[4 * j + 3] *= rescale[1];
-    }
+    RescaleO<kHeadDim>(o, rescale);
     pack_p();
     prev_gather = m.gather;
     last = is_last;

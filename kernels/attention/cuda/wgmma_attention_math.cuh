@@ -1,0 +1,137 @@
+// The per-tile math both wgmma attention mainloops share (dense_sm90_mainloop.cuh and
+// sparse_sm90_mainloop.cuh): S = Q K^T, O += P V, the online softmax of a score tile, P packed
+// as bf16 A fragments, O rescaled, and the state they start from. Written for one consumer warpgroup and a tile of kBlockN keys in
+// the wgmma accumulator layout: s[4 j + e] is row 16 warp + lane / 4 + 8 (e / 2), key
+// 8 j + 2 (lane % 4) + e % 2 (index_wgmma.cuh).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/attention/cuda/index_ptx.cuh"
+#include "kernels/attention/cuda/index_wgmma.cuh"
+#include "kernels/attention/cuda/mma_sm80.cuh"
+#include "kernels/attention/cuda/wgmma_sm90.cuh"
+
+namespace sparsefill::kernels::cuda {
+
+// The consumer's state before the first tile: O, the row statistics, and S and P zeroed too so
+// that the first register fences read defined values.
+template <int kHeadDim, int kBlockN, int kPVSteps>
+__device__ __forceinline__ void ZeroConsumerState(float (&o)[kHeadDim / 2], float (&s)[kBlockN / 2],
+                                                  uint32_t (&pf)[kPVSteps][4], float (&row_max)[2],
+                                                  float (&row_sum)[2]) {
+#pragma unroll
+  for (int i = 0; i < kHeadDim / 2; ++i) o[i] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kBlockN / 2; ++i) s[i] = 0.0f;
+#pragma unroll
+  for (int kk = 0; kk < kPVSteps; ++kk) pf[kk][0] = pf[kk][1] = pf[kk][2] = pf[kk][3] = 0u;
+  row_max[0] = row_max[1] = __int_as_float(0xff800000);  // running max of the raw scores: -inf
+  row_sum[0] = row_sum[1] = 0.0f;                          // this thread's part of the sums
+}
+
+// S = Q K^T for the K tile at shared address `k_tile` (kBlockN keys) and the warpgroup's Q
+// (descriptor `q_desc`), both K-major in 64-column blocks. The fences order the register writes
+// before it (S read into P, O rescaled) ahead of the wgmma.fence and the wgmmas; commits.
+template <int kHeadDim, int kBlockN, int kPVSteps, uint32_t kQBlockBytes, uint32_t kKBlockBytes>
+__device__ __forceinline__ void IssueQK(float (&s)[kBlockN / 2], float (&o)[kHeadDim / 2],
+                                        uint32_t (&pf)[kPVSteps][4], uint64_t q_desc,
+                                        uint32_t k_tile) {
+  static_assert(kBlockN == 64 || kBlockN == 128, "S is m64n64 or m64n128");
+  index::FenceOperands<0, kBlockN / 2>(s);
+  index::FenceOperands<0, kHeadDim / 2>(o);
+  sm90::FenceRegisters(pf);
+  index::WgmmaFence();
+  const uint64_t k_desc = sm90::KMajorDesc(k_tile);
+#pragma unroll
+  for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+    const uint32_t q_off = (kk / 4) * kQBlockBytes + (kk % 4) * 32;
+    const uint32_t k_off = (kk / 4) * kKBlockBytes + (kk % 4) * 32;
+    if constexpr (kBlockN == 128) {
+      sm90::WgmmaSsM64N128K16(s, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0 ? 1 : 0);
+    } else {
+      sm90::WgmmaSsM64N64K16(s, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0 ? 1 : 0);
+    }
+  }
+  index::WgmmaCommit();
+}
+
+// O += P V for the V tile at shared address `v_tile` (64-column blocks kVBlockBytes apart, 16
+// keys per k16 step, 2048 bytes apart). Its own wgmma.fence (one per GEMM, as FA3 issues them);
+// the caller commits.
+template <int kHeadDim, int kPVSteps, uint32_t kVBlockBytes>
+__device__ __forceinline__ void IssuePV(float (&o)[kHeadDim / 2], const uint32_t (&pf)[kPVSteps][4],
+                                        uint32_t v_tile) {
+  const uint64_t v_desc = sm90::MnMajorDesc<kVBlockBytes>(v_tile);
+  index::WgmmaFence();
+#pragma unroll
+  for (int kk = 0; kk < kPVSteps; ++kk) {
+    const uint64_t desc = v_desc + ((kk * 16 * 128) >> 4);
+    if constexpr (kHeadDim == 128) {
+      sm90::WgmmaRsM64N128K16TransB(o, pf[kk], desc, 1);
+    } else {
+      sm90::WgmmaRsM64N64K16TransB(o, pf[kk], desc, 1);
+    }
+  }
+}
+
+// Online softmax of a masked score tile (kBlockN keys; masked scores are -inf): on return s
+// holds P in fp32, rescale[h] the factor for what row h accumulated before, and row_max /
+// row_sum (this thread's part) are updated. A row with nothing visible yet keeps max -inf: 0 is
+// the exponent base then, so every term is exp2(-inf) = 0 and no NaN appears.
+template <int kBlockN>
+__device__ __forceinline__ void OnlineSoftmax(float (&s)[kBlockN / 2], float (&row_max)[2],
+                                              float (&row_sum)[2], float scale_log2,
+                                              float (&rescale)[2]) {
+  const float kNegInf = __int_as_float(0xff800000);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    float mx = row_max[h];
+#pragma unroll
+    for (int j = 0; j < kBlockN / 8; ++j) {
+      mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the 4 threads of a row
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float base = mx == kNegInf ? 0.0f : mx * scale_log2;
+    rescale[h] = index::Ex2(row_max[h] * scale_log2 - base);
+    row_max[h] = mx;
+    float sum0 = 0.0f, sum1 = 0.0f;  // two chains: half the add latency
+#pragma unroll
+    for (int j = 0; j < kBlockN / 8; ++j) {
+      const float p0 = index::Ex2(fmaf(s[4 * j + 2 * h], scale_log2, -base));
+      const float p1 = index::Ex2(fmaf(s[4 * j + 2 * h + 1], scale_log2, -base));
+      s[4 * j + 2 * h] = p0;
+      s[4 * j + 2 * h + 1] = p1;
+      sum0 += p0;
+      sum1 += p1;
+    }
+    row_sum[h] = row_sum[h] * rescale[h] + (sum0 + sum1);
+  }
+}
+
+// P as bf16: the score fragments of two adjacent 8-key groups are exactly a k16 A fragment.
+template <int kPVSteps>
+__device__ __forceinline__ void PackP(const float (&s)[kPVSteps * 8], uint32_t (&pf)[kPVSteps][4]) {
+#pragma unroll
+  for (int kk = 0; kk < kPVSteps; ++kk) {
+    pf[kk][0] = PackBf16x2(s[8 * kk + 0], s[8 * kk + 1]);
+    pf[kk][1] = PackBf16x2(s[8 * kk + 2], s[8 * kk + 3]);
+    pf[kk][2] = PackBf16x2(s[8 * kk + 4], s[8 * kk + 5]);
+    pf[kk][3] = PackBf16x2(s[8 * kk + 6], s[8 * kk + 7]);
+  }
+}
+
+// O *= rescale, per row.
+template <int kHeadDim>
+__device__ __forceinline__ void RescaleO(float (&o)[kHeadDim / 2], const float (&rescale)[2]) {
+#pragma unroll
+  for (int j = 0; j < kHeadDim / 8; ++j) {
+    o[4 * j + 0] *= rescale[0];
+    o[4 * j + 1] *= rescale[0];
+    o[4 * j + 2] *= rescale[1];
+    o[4 * j + 3] *= rescale[1];
+  }
+}
+
+}  // namespace sparsefill::kernels::cuda
