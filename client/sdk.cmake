@@ -10,6 +10,7 @@ find_package(gRPC CONFIG REQUIRED)  # imported targets are directory-scoped: fin
 add_library(sparsefill_client
   ${CMAKE_CURRENT_LIST_DIR}/grpc_status.cc
   ${CMAKE_CURRENT_LIST_DIR}/kv_assembler.cc
+  ${CMAKE_CURRENT_LIST_DIR}/kv_receiver.cc
   ${CMAKE_CURRENT_LIST_DIR}/prefill_client.cc
 )
 target_include_directories(sparsefill_client PUBLIC ${PROJECT_SOURCE_DIR})

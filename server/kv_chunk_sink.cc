@@ -34,6 +34,17 @@ std::vector<TokenRange> SplitTokenRanges(int64_t tokens, int64_t tokens_per_chun
 KvChunkSink::KvChunkSink(Options options, Emit emit)
     : options_(std::move(options)), emit_(std::move(emit)) {}
 
+int64_t KvChunkSink::ChunksPerLayer(const Options& options, int64_t tokens, int kv_heads,
+                                    int head_dim) {
+  absl::StatusOr<kernels::KvCodecId> codec = kernels::KvCodecFromNumber(options.codec);
+  if (!codec.ok() || tokens <= 0) return 0;
+  kernels::KvEncodeOptions encode_options;
+  encode_options.int4_group_tokens = options.int4_group_tokens;
+  const int64_t per_chunk = kernels::MaxTokensPerChunk(*codec, tokens, kv_heads, head_dim,
+                                                       options.max_chunk_bytes, encode_options);
+  return (tokens + per_chunk - 1) / per_chunk;
+}
+
 absl::Status KvChunkSink::OnLayerKv(const worker::LayerKv& kv) {
   if (kv.dtype != ScalarType::kFloat32 && kv.dtype != ScalarType::kBFloat16) {
     return absl::InternalError(absl::StrCat("layer ", kv.layer, ": the backend exported KV as ",

@@ -48,6 +48,9 @@ class KvChunkSink : public worker::KvSink {
 
   KvChunkSink(Options options, Emit emit);
 
+  // How many chunks each layer of `tokens` x `kv_heads` x `head_dim` becomes.
+  static int64_t ChunksPerLayer(const Options& options, int64_t tokens, int kv_heads, int head_dim);
+
   absl::Status OnLayerKv(const worker::LayerKv& kv) override;
 
   uint64_t chunks_sent() const { return chunks_sent_; }

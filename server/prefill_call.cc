@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/kv_chunk_sink.h"
+#include "server/kv_pusher.h"
 #include "server/status_conversion.h"
 
 namespace sparsefill::server {
@@ -143,9 +144,43 @@ absl::Status PrefillCall::RunPrefill(const worker::Model& model,
   // before its first layer, which reports it.
   if (request.progress()) (void)Send(MakeProgress(0));
 
-  KvChunkSink chunks({request.request_id(), validated_.kv_codec, validated_.max_chunk_bytes,
-                      validated_.int4_group_tokens},
-                     [this](std::unique_ptr<v1::PrefillResponse> m) { return Send(std::move(m)); });
+  const KvChunkSink::Options chunk_options{request.request_id(), validated_.kv_codec,
+                                           validated_.max_chunk_bytes,
+                                           validated_.int4_group_tokens};
+  // Push mode: the chunks go to the decode node's KvReceiver instead of this stream.
+  std::unique_ptr<KvPusher> pusher;
+  if (request.has_kv_push() && !request.skip_kv()) {
+    const worker::ModelConfig& c = model.config();
+    KvPusher::Options push;
+    push.endpoint = request.kv_push().endpoint();
+    v1::KvPushHeader& h = push.header;
+    h.set_session_id(request.kv_push().session_id());
+    h.set_request_id(request.request_id());
+    h.set_num_layers(static_cast<uint32_t>(c.num_layers));
+    h.set_tokens(static_cast<uint64_t>(request.token_ids_size()));
+    h.set_kv_heads(static_cast<uint32_t>(c.num_kv_heads));
+    h.set_head_dim(static_cast<uint32_t>(c.head_dim));
+    h.set_codec(validated_.kv_codec);
+    h.set_total_chunks(static_cast<uint64_t>(
+        c.num_layers * KvChunkSink::ChunksPerLayer(chunk_options, request.token_ids_size(),
+                                                   c.num_kv_heads, c.head_dim)));
+    push.should_stop = [this] { return stop_.load(std::memory_order_relaxed); };
+    pusher = std::make_unique<KvPusher>(std::move(push));
+  }
+  KvChunkSink chunks(chunk_options, [this, &pusher](std::unique_ptr<v1::PrefillResponse> m) {
+    if (pusher != nullptr) {
+      const v1::KvChunk& chunk = m->kv_chunk();
+      if (absl::Status s = pusher->Push(chunk); !s.ok()) return s;
+      if (!first_kv_time_) {  // worker thread only, as in Send()
+        first_kv_time_ = Clock::now();
+        env_->metrics->time_to_first_kv_seconds().Observe(
+            SecondsBetween(received_, *first_kv_time_));
+      }
+      env_->metrics->kv_bytes_sent().Increment(static_cast<double>(chunk.payload().size()));
+      return absl::OkStatus();
+    }
+    return Send(std::move(m));
+  });
   CallKvSink sink(
       request.progress(), [this](int layers_done) { return Send(MakeProgress(layers_done)); },
       &chunks);
@@ -218,6 +253,11 @@ absl::Status PrefillCall::RunPrefill(const worker::Model& model,
   r->set_kv_codec(validated_.kv_codec);
   if (request.return_logits()) {
     r->mutable_logits_last()->Assign(out->logits_last.begin(), out->logits_last.end());
+  }
+  if (pusher != nullptr) {
+    // The decode node gets the result too (it completes its session); the caller gets it only
+    // after the receiver acknowledged everything.
+    if (absl::Status s = pusher->Finish(*r); !s.ok()) return s;
   }
   *result = std::move(response);
   return absl::OkStatus();

@@ -112,6 +112,25 @@ absl::StatusOr<ValidatedRequest> ValidatePrefillRequest(const v1::PrefillRequest
 
   out.max_chunk_bytes = EffectiveMaxChunkBytes(request.max_chunk_bytes());
 
+  if (request.has_kv_push()) {
+    const v1::KvPushTarget& push = request.kv_push();
+    if (request.skip_kv()) return FieldError("kv_push", "cannot be combined with skip_kv");
+    if (push.endpoint().empty()) return FieldError("kv_push.endpoint", "is empty");
+    if (push.endpoint().size() > 256) {
+      return FieldError("kv_push.endpoint",
+                        absl::StrCat(push.endpoint().size(), " bytes is longer than 256"));
+    }
+    if (push.session_id().empty()) return FieldError("kv_push.session_id", "is empty");
+    if (push.session_id().size() > kMaxRequestIdBytes) {
+      return FieldError("kv_push.session_id",
+                        absl::StrCat(push.session_id().size(),
+                                     " bytes is longer than the limit of ", kMaxRequestIdBytes));
+    }
+    for (const char c : push.session_id()) {
+      if (c < 0x20 || c > 0x7e) return FieldError("kv_push.session_id", "is not printable ASCII");
+    }
+  }
+
   // Parsed last: it is the most expensive check and the JSON parser bounds nesting depth, so a
   // hostile document costs at most a parse of 1 MiB.
   if (out.attention_mode == v1::ATTENTION_MODE_INLINE) {

@@ -67,6 +67,7 @@ absl::Status ClassifyWorkerError(const absl::Status& status) {
     case absl::StatusCode::kDeadlineExceeded:
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kUnavailable:  // push mode: the decode node stayed unreachable
       return status;
     case absl::StatusCode::kResourceExhausted:
       return absl::OutOfRangeError(

@@ -18,8 +18,9 @@ const char* GrpcCodeName(absl::StatusCode code);
 
 // What a failed prefill tells the client. Cancellation and input errors keep their code; a
 // request that cannot fit memory (OUT_OF_RANGE, or RESOURCE_EXHAUSTED from an allocator) becomes
-// OUT_OF_RANGE, because RESOURCE_EXHAUSTED on the wire means "queue full, retry"; everything else
-// is INTERNAL, with the worker's original code kept in the message for the operator.
+// OUT_OF_RANGE, because RESOURCE_EXHAUSTED on the wire means "queue full, retry"; UNAVAILABLE
+// (push mode: the decode node stayed unreachable) keeps its code; everything else is INTERNAL,
+// with the worker's original code kept in the message for the operator.
 absl::Status ClassifyWorkerError(const absl::Status& status);
 
 }  // namespace sparsefill::server

@@ -88,6 +88,31 @@ TEST(RequestValidationTest, CompressedCodecsAndTheInt4GroupSize) {
   EXPECT_EQ(ValidatePrefillRequest(r, kLimits).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(RequestValidationTest, KvPushTarget) {
+  v1::PrefillRequest r = ValidRequest();
+  r.mutable_kv_push()->set_endpoint("decode-0:50052");
+  r.mutable_kv_push()->set_session_id("s-1");
+  EXPECT_TRUE(ValidatePrefillRequest(r, kLimits).ok());
+  auto message = [&](v1::PrefillRequest q) {
+    return std::string(ValidatePrefillRequest(q, kLimits).status().message());
+  };
+  v1::PrefillRequest q = r;
+  q.set_skip_kv(true);
+  EXPECT_EQ(message(q), "kv_push: cannot be combined with skip_kv");
+  q = r;
+  q.mutable_kv_push()->clear_endpoint();
+  EXPECT_EQ(message(q), "kv_push.endpoint: is empty");
+  q = r;
+  q.mutable_kv_push()->clear_session_id();
+  EXPECT_EQ(message(q), "kv_push.session_id: is empty");
+  q = r;
+  q.mutable_kv_push()->set_session_id(std::string(129, 's'));
+  EXPECT_EQ(message(q), "kv_push.session_id: 129 bytes is longer than the limit of 128");
+  q = r;
+  q.mutable_kv_push()->set_session_id("a\nb");
+  EXPECT_EQ(message(q), "kv_push.session_id: is not printable ASCII");
+}
+
 TEST(RequestValidationTest, MaxChunkBytesIsClamped) {
   EXPECT_EQ(EffectiveMaxChunkBytes(0), 1u << 20);
   EXPECT_EQ(EffectiveMaxChunkBytes(1), 64u << 10);

@@ -55,6 +55,9 @@ TEST(StatusConversionTest, WorkerErrorsAreClassified) {
   EXPECT_NE(std::string(internal.message()).find("FAILED_PRECONDITION"), std::string::npos);
   EXPECT_NE(std::string(internal.message()).find("cuda error 700"), std::string::npos);
   EXPECT_EQ(ClassifyWorkerError(absl::UnknownError("?")).code(), absl::StatusCode::kInternal);
+  // Push mode's retry budget spent: the caller is told UNAVAILABLE with the progress.
+  EXPECT_EQ(ClassifyWorkerError(absl::UnavailableError("KV push")).code(),
+            absl::StatusCode::kUnavailable);
 }
 
 }  // namespace
