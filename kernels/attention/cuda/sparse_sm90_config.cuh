@@ -23,16 +23,21 @@ template <int kHeadDimT>
 struct SparseSm90Config {
   static constexpr int kHeadDim = kHeadDimT;
 
-  // --- Warp roles. One consumer warpgroup (threads 0-127: 64 query rows, the wgmma M) and one
-  // producer warp (threads 128-159: TMA for key ranges, cp.async gathers for vertical columns).
-  // Each CTA owns one query block of one head, whose work list is its own: two consumer
+  // --- Warp roles. One consumer warpgroup (threads 0-127: 64 query rows, the wgmma M) and a
+  // producer warpgroup (threads 128-255) of which one warp works (TMA for key ranges, cp.async
+  // gathers for vertical columns): a whole warpgroup so that setmaxnreg can move its registers
+  // to the consumer, which holds Q as wgmma A fragments (head_dim / 4 registers) besides S, O
+  // and P. Each CTA owns one query block of one head, whose work list is its own: two consumer
   // warpgroups in one CTA would need the same list. Two CTAs per SM instead give the overlap
   // FA3 gets from its two consumers (one CTA's softmax runs while the other's MMAs do).
   static constexpr int kConsumerThreads = 128;
-  static constexpr int kProducerThreads = 32;
+  static constexpr int kProducerThreads = 128;
   static constexpr int kThreads = kConsumerThreads + kProducerThreads;
   static constexpr int kCtasPerSm = 2;
   static constexpr int kConsumerWarps = kConsumerThreads / 32;
+  // 2 CTAs x 256 threads start at 128 registers; 2 x 128 x (40 + 216) = 65536.
+  static constexpr int kProducerRegisters = 40;
+  static constexpr int kConsumerRegisters = 216;
 
   // --- Tiles. 64 query rows (a sparse query block), 64 keys per tile (a block-sparse key block,
   // and the unit a gathered chunk of vertical columns fills): S is m64n64 (32 fp32 registers).
@@ -67,6 +72,8 @@ struct SparseSm90Config {
   static_assert(kBlockM == 64, "one consumer warpgroup: 64 rows");
   static_assert(kSmemMeta % 8 == 0 && kMetaBytes % 8 == 0, "uint64 masks stay aligned");
   static_assert(kSmemBytes * kCtasPerSm <= 227 * 1024, "two CTAs must fit one SM");
+  static_assert(kCtasPerSm * 128 * (kProducerRegisters + kConsumerRegisters) <= 65536,
+                "setmaxnreg would ask for more registers than the SM has");
 };
 
 }  // namespace sparsefill::kernels::cuda

@@ -1,11 +1,12 @@
 // The sparse attention kernel for Hopper (sm_90a): the work lists of the sparse index
 // (key_tiles.cuh) on the wgmma/TMA pipeline of the dense kernel.
 //
-// CTA = one (query head, 64-row query block), 160 threads, two CTAs per SM:
-//   warps 0-3   consumer warpgroup: wgmma S = Q K^T, mask, online softmax, O += P V
-//               (sparse_sm90_mainloop.cuh SparseConsumer), then the epilogue
-//   warp 4      producer: walks the block's key tiles, TMA for ranges, cp.async gathers for
-//               vertical columns (SparseProducer)
+// CTA = one (query head, 64-row query block), 256 threads, two CTAs per SM:
+//   warpgroup 0  consumer (setmaxnreg up): Q into registers, then wgmma S = Q K^T, mask, online
+//                softmax, O += P V (sparse_sm90_mainloop.cuh SparseConsumer), then the epilogue
+//   warp 4       producer (its warpgroup's setmaxnreg down; warps 5-7 exit): walks the block's
+//                key tiles, TMA for ranges, cp.async gathers for vertical columns
+//                (SparseProducer)
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "kernels/attention/cuda/sparse_sm90_config.cuh"
 #include "kernels/attention/cuda/sparse_sm90_mainloop.cuh"
 #include "kernels/attention/cuda/sparse_sm90_params.cuh"
+#include "kernels/attention/cuda/wgmma_sm90.cuh"
 
 namespace sparsefill::kernels::cuda {
 
@@ -38,9 +40,11 @@ __global__ void __launch_bounds__(SparseSm90Config<kHeadDim>::kThreads,
   __syncthreads();  // the roles below never meet again at a CTA-wide barrier
 
   if (threadIdx.x >= Cfg::kConsumerThreads) {
-    SparseProducer<Cfg>(sp, sm, w);
+    sm90::SetMaxRegistersDec<Cfg::kProducerRegisters>();
+    if (threadIdx.x < Cfg::kConsumerThreads + 32) SparseProducer<Cfg>(sp, sm, w);
     return;
   }
+  sm90::SetMaxRegistersInc<Cfg::kConsumerRegisters>();
   float o[kHeadDim / 2];
   float row_sum[2];
   unsigned long long pairs = 0;

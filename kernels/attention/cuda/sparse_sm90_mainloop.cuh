@@ -238,7 +238,6 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
   const int32_t rows[2] = {w.row_begin + 16 * warp + lane / 4, w.row_begin + 16 * warp + lane / 4 + 8};
   const bool full_block = w.row_end - w.row_begin == Cfg::kBlockM;
   const float scale_log2 = p.scale_log2;
-  const uint64_t q_desc = sm90::KMajorDesc(sm.q());
   // Pairs this thread computed (32 per full tile: fits 32 bits for any block's tile count).
   uint32_t pairs32 = 0;
 
@@ -249,9 +248,9 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
 
   auto issue_pv = [&](int vs) { IssuePV<kHeadDim, kPVSteps, Cfg::kKVBlockBytes>(o, pf, sm.v(vs)); };
 
+  uint32_t qa[kHeadDim / 16][4];  // Q as A fragments, loaded once Q has landed
   auto issue_s = [&](int ks) {
-    IssueQK<kHeadDim, kBlockN, kPVSteps, Cfg::kQBlockBytes, Cfg::kKVBlockBytes>(s, o, pf, q_desc,
-                                                                              sm.k(ks));
+    IssueQKQInRegisters<kHeadDim, kPVSteps, Cfg::kKVBlockBytes>(s, o, pf, qa, sm.k(ks));
   };
 
   // Masks the pairs tile `t` (stage ks) does not compute and counts those it does.
@@ -294,6 +293,7 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
   };
 
   sm90::MbarWait(sm.q_full(), 0);
+  LoadQFragments<kHeadDim, Cfg::kQBlockBytes>(sm.q(), qa);
 
   // 1. Tile 0.
   KeyTile m;

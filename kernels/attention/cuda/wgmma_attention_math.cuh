@@ -56,6 +56,44 @@ __device__ __forceinline__ void IssueQK(float (&s)[kBlockN / 2], float (&o)[kHea
   index::WgmmaCommit();
 }
 
+// The warpgroup's 64 rows of Q as wgmma A fragments in registers (qa[kk]: k16 slice kk, the
+// mma.m16n8k16 A fragment of the warp's 16 rows), read once from the swizzled Q tile at shared
+// address `q_tile` ([kHeadDim / 64][64 rows][128 B] blocks kQBlockBytes apart).
+template <int kHeadDim, uint32_t kQBlockBytes>
+__device__ __forceinline__ void LoadQFragments(uint32_t q_tile, uint32_t (&qa)[kHeadDim / 16][4]) {
+  const int lane = threadIdx.x % 32;
+  const int row = 16 * ((threadIdx.x % 128) / 32) + lane % 16;
+#pragma unroll
+  for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+    const int chunk = 2 * (kk % 4) + lane / 16;  // 16-byte chunk within the 64-column block
+    const uint32_t addr = q_tile + (kk / 4) * kQBlockBytes + row * 128 + ((chunk ^ (row % 8)) << 4);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(qa[kk][0]), "=r"(qa[kk][1]), "=r"(qa[kk][2]), "=r"(qa[kk][3])
+                 : "r"(addr));
+  }
+}
+
+// S = Q K^T for 64 keys with Q in registers (LoadQFragments): only K is read from shared
+// memory, half the operand bytes of the shared-memory form, whose m64n64 shape needs the whole
+// shared-memory bandwidth at full tensor rate. Fences as IssueQK; commits.
+template <int kHeadDim, int kPVSteps, uint32_t kKBlockBytes>
+__device__ __forceinline__ void IssueQKQInRegisters(float (&s)[32], float (&o)[kHeadDim / 2],
+                                                    uint32_t (&pf)[kPVSteps][4],
+                                                    const uint32_t (&qa)[kHeadDim / 16][4],
+                                                    uint32_t k_tile) {
+  index::FenceOperands<0, 32>(s);
+  index::FenceOperands<0, kHeadDim / 2>(o);
+  sm90::FenceRegisters(pf);
+  index::WgmmaFence();
+  const uint64_t k_desc = sm90::KMajorDesc(k_tile);
+#pragma unroll
+  for (int kk = 0; kk < kHeadDim / 16; ++kk) {
+    const uint32_t k_off = (kk / 4) * kKBlockBytes + (kk % 4) * 32;
+    index::WgmmaM64N64K16(s, qa[kk], k_desc + (k_off >> 4), kk > 0 ? 1 : 0);
+  }
+  index::WgmmaCommit();
+}
+
 // O += P V for the V tile at shared address `v_tile` (64-column blocks kVBlockBytes apart, 16
 // keys per k16 step, 2048 bytes apart). Its own wgmma.fence (one per GEMM, as FA3 issues them);
 // the caller commits.
