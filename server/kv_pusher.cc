@@ -34,9 +34,18 @@ KvPusher::KvPusher(Options options) : options_(std::move(options)) {
 
 KvPusher::~KvPusher() {
   if (stream_ != nullptr) {
-    context_->TryCancel();
+    {
+      absl::MutexLock lock(&cancel_mu_);
+      context_->TryCancel();
+    }
     (void)stream_->Finish();
   }
+}
+
+void KvPusher::Cancel() {
+  absl::MutexLock lock(&cancel_mu_);
+  cancelled_ = true;
+  if (context_ != nullptr) context_->TryCancel();
 }
 
 std::string KvPusher::ProgressText() const {
@@ -46,8 +55,12 @@ std::string KvPusher::ProgressText() const {
 
 bool KvPusher::Connect() {
   ++connections_;
-  context_ = std::make_unique<grpc::ClientContext>();
-  stream_ = stub_->PushKv(context_.get());
+  {
+    absl::MutexLock lock(&cancel_mu_);
+    if (cancelled_) return false;
+    context_ = std::make_unique<grpc::ClientContext>();
+    stream_ = stub_->PushKv(context_.get());
+  }
   v1::KvPushRequest hello;
   *hello.mutable_header() = options_.header;
   v1::KvPushAck ack;
@@ -61,6 +74,7 @@ grpc::Status KvPusher::Drop() {
   if (stream_ == nullptr) return grpc::Status::OK;
   (void)stream_->WritesDone();
   grpc::Status status = stream_->Finish();
+  absl::MutexLock lock(&cancel_mu_);
   stream_.reset();
   context_.reset();
   return status;
@@ -102,6 +116,14 @@ absl::Status KvPusher::Deliver(const v1::KvPushRequest& item, uint64_t sequence,
       }
     }
     const grpc::Status status = Drop();
+    const bool cancelled = [&] {
+      absl::MutexLock lock(&cancel_mu_);
+      return cancelled_;
+    }();
+    if (cancelled || (options_.should_stop && options_.should_stop())) {
+      return absl::CancelledError(
+          absl::StrCat("KV push stopped: the call was cancelled (", ProgressText(), ")"));
+    }
     if (IsFinal(status.error_code())) {
       return absl::Status(
           static_cast<absl::StatusCode>(status.error_code()),
@@ -114,10 +136,6 @@ absl::Status KvPusher::Deliver(const v1::KvPushRequest& item, uint64_t sequence,
                        " times in a row (last: ", what_failed, ": ",
                        status.error_message().empty() ? "stream ended" : status.error_message(),
                        "); ", ProgressText()));
-    }
-    if (options_.should_stop && options_.should_stop()) {
-      return absl::CancelledError(
-          absl::StrCat("KV push stopped: the call was cancelled (", ProgressText(), ")"));
     }
     absl::SleepFor(backoff);
     backoff = std::min(2 * backoff, options_.max_backoff);

@@ -12,7 +12,9 @@
 // endpoint and how far it got: "acknowledged N of M chunks".
 //
 // Synchronous (gRPC's blocking client API): it runs on the worker thread inside KvSink calls,
-// like the pull path's Send(). Not thread-safe; one per request.
+// like the pull path's Send(). One per request; only Cancel() may be called from another thread.
+// A receiver that stops answering without closing the connection blocks the push until the
+// caller cancels (or its deadline passes): there is no separate acknowledgement timeout yet.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,9 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "sparsefill/v1/prefill_service.grpc.pb.h"
@@ -49,6 +53,10 @@ class KvPusher {
   // complete.
   absl::Status Finish(const v1::PrefillResult& result);
 
+  // Thread-safe: aborts the stream in flight (a receiver that stopped answering cannot hold the
+  // worker) and makes the push end with Cancelled. For the call's OnCancel.
+  void Cancel();
+
   uint64_t acknowledged() const { return next_sequence_; }  // chunks the receiver has applied
   int reconnects() const { return reconnects_; }
 
@@ -65,7 +73,9 @@ class KvPusher {
   const Options options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::KvReceiver::Stub> stub_;
-  std::unique_ptr<grpc::ClientContext> context_;
+  absl::Mutex cancel_mu_;  // guards the context pointer against Cancel() from another thread
+  bool cancelled_ ABSL_GUARDED_BY(cancel_mu_) = false;
+  std::unique_ptr<grpc::ClientContext> context_ ABSL_GUARDED_BY(cancel_mu_);
   std::unique_ptr<grpc::ClientReaderWriter<v1::KvPushRequest, v1::KvPushAck>> stream_;
   uint64_t next_sequence_ = 0;  // the receiver's last reported next_sequence
   bool complete_ = false;

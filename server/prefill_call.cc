@@ -166,7 +166,18 @@ absl::Status PrefillCall::RunPrefill(const worker::Model& model,
                                                    c.num_kv_heads, c.head_dim)));
     push.should_stop = [this] { return stop_.load(std::memory_order_relaxed); };
     pusher = std::make_unique<KvPusher>(std::move(push));
+    absl::MutexLock lock(&mu_);
+    pusher_ = pusher.get();
+    if (cancelled_) pusher_->Cancel();
   }
+  // Unpublished before the pusher is destroyed, whichever way this function returns.
+  struct Unpublish {
+    PrefillCall* call;
+    ~Unpublish() {
+      absl::MutexLock lock(&call->mu_);
+      call->pusher_ = nullptr;
+    }
+  } unpublish{this};
   KvChunkSink chunks(chunk_options, [this, &pusher](std::unique_ptr<v1::PrefillResponse> m) {
     if (pusher != nullptr) {
       const v1::KvChunk& chunk = m->kv_chunk();
@@ -393,6 +404,7 @@ void PrefillCall::OnCancel() {
     absl::MutexLock lock(&mu_);
     MarkCancelledLocked(CancellationCode());
     if (phase_ == Phase::kQueued) queued_job = job_id_;
+    if (pusher_ != nullptr) pusher_->Cancel();
   }
   if (queued_job != 0 && env_->pool->CancelQueued(queued_job)) {
     // The job will never run: its place in the queue is free now, and its reference is ours.

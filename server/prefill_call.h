@@ -35,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
+#include "server/kv_pusher.h"
 #include "server/logger.h"
 #include "server/request_validation.h"
 #include "server/server_metrics.h"
@@ -137,6 +138,8 @@ class PrefillCall final : public grpc::ServerWriteReactor<v1::PrefillResponse> {
   bool worker_done_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);
   bool finish_started_ ABSL_GUARDED_BY(mu_) = false;
+  // Push mode: the running push, so OnCancel can abort a push blocked on its receiver.
+  KvPusher* pusher_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace sparsefill::server

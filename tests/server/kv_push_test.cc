@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "client/kv_receiver.h"
 #include "server/prefill_server.h"
 #include "tests/server/test_util.h"
@@ -35,6 +36,7 @@ class KvPushTest : public ::testing::Test {
     stub_ = testing::MakeStub(server_->port());
   }
   void TearDown() override {
+    release_.Notify();  // a hung receiver lets go, so its server can shut down
     if (receiver_server_ != nullptr) receiver_server_->Shutdown();
   }
 
@@ -48,6 +50,10 @@ class KvPushTest : public ::testing::Test {
     };
     options.drop_before_chunk = [this, drop_at = std::move(drop_at), drop_from](
                                     const std::string&, uint64_t sequence) mutable {
+      if (sequence == hang_at_) {
+        hung_.Notify();
+        release_.WaitForNotification();  // stops answering, connection open
+      }
       absl::MutexLock lock(&mu_);
       if (sequence >= drop_from) return true;
       if (drop_at.erase(sequence) == 0) return false;
@@ -82,6 +88,8 @@ class KvPushTest : public ::testing::Test {
   std::unique_ptr<client::KvReceiverService> receiver_;
   std::unique_ptr<grpc::Server> receiver_server_;
   std::string receiver_endpoint_;
+  uint64_t hang_at_ = UINT64_MAX;  // the receiver stops answering before this chunk
+  absl::Notification hung_, release_;
   absl::Mutex mu_;
   std::vector<client::KvReceiverService::Session> sessions_;
   int drops_ = 0;
@@ -162,6 +170,24 @@ TEST_F(KvPushTest, AReceiverThatKeepsDroppingEndsUnavailableAfterTheAcknowledged
   EXPECT_THAT(s.status.error_message(), HasSubstr("acknowledged 5 of"));
   EXPECT_THAT(s.status.error_message(), HasSubstr("sending chunk 5"));
   EXPECT_EQ(receiver_->chunks_applied(), 5);
+}
+
+TEST_F(KvPushTest, TheCallersDeadlineFreesAWorkerBlockedOnAHungReceiver) {
+  hang_at_ = 2;
+  StartReceiver({});
+  v1::PrefillRequest r = Request(v1::KV_CODEC_RAW_BF16);
+  r.mutable_kv_push()->set_endpoint(receiver_endpoint_);
+  r.mutable_kv_push()->set_session_id("hung");
+  const absl::Time start = absl::Now();
+  const testing::PrefillStream s = testing::RunPrefill(*stub_, r, absl::Seconds(2));
+  EXPECT_EQ(s.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(hung_.HasBeenNotified());
+  // The worker is free again: the next (pulled) request completes.
+  const testing::PrefillStream next =
+      testing::RunPrefill(*stub_, Request(v1::KV_CODEC_RAW_BF16), absl::Seconds(10));
+  EXPECT_TRUE(next.status.ok()) << next.status.error_message();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(15));
+  EXPECT_TRUE(testing::WaitFor([&] { return server_->stats().running == 0; }));
 }
 
 }  // namespace
