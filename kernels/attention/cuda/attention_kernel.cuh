@@ -1,7 +1,8 @@
 // The attention mainloop: one CTA computes 64 query rows of one query head over the key tiles
 // KeyTileCursor yields (dense causal, or a sparse pattern's work), FlashAttention-2 style.
-// Dense attention at head_dim 64/128, and the dense heads of a sparse launch, run on the wgmma
-// kernel instead (dense_sm90_kernel.cuh); this one keeps head_dim 32 and the sparse tiles:
+// At head_dim 64/128 dense and sparse attention run on the wgmma kernels instead
+// (dense_sm90_kernel.cuh, sparse_sm90_kernel.cuh); this one keeps head_dim 32 and every call the
+// wgmma kernels do not cover (unaligned pointers, no TMA descriptors):
 // Q stays in registers, K/V tiles stream through two shared-memory stages with cp.async, scores
 // and the output accumulate in fp32 on bf16 tensor-core MMAs, the softmax is online.
 //

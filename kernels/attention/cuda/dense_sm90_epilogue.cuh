@@ -1,6 +1,7 @@
-// Epilogue of the wgmma attention kernels (dense and sparse): normalise O by the row sums, stage it as bf16 in the
-// warpgroup's own rows of the Q tile (free once its last S = Q K^T completed), and store whole
-// 16-byte chunks of each output row, coalesced; rows past the prompt are not written.
+// Epilogue of the wgmma attention kernels (dense and sparse): normalise O by the row sums, stage
+// it as bf16 in the warpgroup's own rows of the Q tile (free once its last S = Q K^T completed),
+// and store whole 16-byte chunks of each output row, coalesced; rows past the prompt are not
+// written.
 #pragma once
 
 #include <cuda_bf16.h>
