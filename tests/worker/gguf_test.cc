@@ -306,6 +306,34 @@ TEST(GgufFileTest, MalformedFilesGiveErrorsNamingThePart) {
   EXPECT_NE(bv.message().find("'general.weird': unknown value type 99"), std::string::npos) << bv;
 }
 
+TEST(GgufFileTest, RandomCorruptionsGiveErrorsNotCrashes) {
+  GgufWriter w;
+  w.AddString("general.architecture", "llama");
+  w.AddUint32("llama.block_count", 2);
+  w.AddStringArray("tokenizer.ggml.tokens", {"a", "b", "c"});
+  w.AddF32Tensor("blk.0.attn_norm.weight", {64}, std::vector<float>(64, 1.0f));
+  w.AddTensor("blk.0.attn_q.weight", 8, {64, 2}, std::vector<uint8_t>(34 * 4, 1));
+  const std::vector<uint8_t> good = w.Bytes();
+  std::mt19937 rng(11);
+  int opened = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::vector<uint8_t> bytes = good;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) {
+      // Mostly in the header, where lengths and counts live.
+      const size_t at = rng() % std::min<size_t>(bytes.size(), 256);
+      bytes[at] = static_cast<uint8_t>(rng());
+    }
+    if (rng() % 4 == 0) bytes.resize(rng() % bytes.size());
+    const absl::Status s = OpenBytes(bytes, "fuzz.gguf");
+    opened += s.ok();
+    if (!s.ok()) {
+      EXPECT_NE(s.message().find("fuzz.gguf"), std::string::npos) << s;
+    }
+  }
+  EXPECT_LT(opened, 300);
+}
+
 // --- Q/K permutation -------------------------------------------------------------------------
 
 TEST(GgufWeightsTest, UnpermuteInvertsTheConverter) {

@@ -70,10 +70,13 @@ int32_t BpeTokenizer::MatchSpecial(absl::string_view text, size_t pos, size_t* l
 
 absl::Status BpeTokenizer::EncodePiece(absl::string_view piece, std::vector<int32_t>* out) const {
   const std::string mapped = BytesToByteLevel(piece);
-  // One symbol per code point of the byte-level string.
+  // One symbol per code point of the byte-level string; bytes the vocabulary lacks are dropped
+  // before merging, as Hugging Face's BPE does without an unknown token (SmolLM2 lacks a few
+  // control bytes and bytes that never occur in UTF-8).
   std::vector<std::string> symbols;
   for (const CodePoint& cp : DecodeUtf8(mapped)) {
-    symbols.push_back(mapped.substr(cp.offset, cp.length));
+    std::string symbol = mapped.substr(cp.offset, cp.length);
+    if (ids_.contains(symbol)) symbols.push_back(std::move(symbol));
   }
   std::string key;
   auto rank_of = [&](size_t i) {

@@ -4,8 +4,9 @@
 //      first, and map straight to their ids;
 //   2. the rest is pre-tokenized (pretokenizer.h) and each piece's bytes are written in the
 //      byte-level alphabet (byte_level.h);
-//   3. within a piece, the adjacent pair with the lowest merge rank is merged, everywhere in the
-//      piece from left to right, until no pair has a rank; the symbols are then looked up.
+//   3. within a piece (bytes the vocabulary lacks dropped, as Hugging Face does), the adjacent
+//      pair with the lowest merge rank is merged, everywhere in the piece from left to right,
+//      until no pair has a rank; the symbols are then looked up.
 #pragma once
 
 #include <cstdint>
@@ -47,11 +48,13 @@ class BpeTokenizer {
   // range.
   static absl::StatusOr<std::unique_ptr<BpeTokenizer>> Create(BpeTokenizerSpec spec);
 
-  // Token ids of `text` (UTF-8; invalid bytes are encoded as their bytes). With add_special, BOS
-  // first when the model adds one. Error only when a piece has a byte the vocabulary lacks.
+  // Token ids of `text` (UTF-8; invalid bytes are encoded as their bytes, those the vocabulary
+  // lacks dropped). With add_special, BOS first when the model adds one. Error only when a merge
+  // makes a symbol the vocabulary lacks (a malformed vocabulary).
   absl::StatusOr<std::vector<int32_t>> Encode(absl::string_view text,
                                               bool add_special = true) const;
-  // The text of `ids` (special tokens as their text); invalid ids decode as "".
+  // The bytes of `ids` (special tokens as their text; invalid ids as ""). Not always UTF-8: a
+  // token may end inside a character (Hugging Face substitutes U+FFFD there).
   std::string Decode(std::span<const int32_t> ids) const;
 
   int32_t vocab_size() const { return static_cast<int32_t>(spec_.tokens.size()); }
