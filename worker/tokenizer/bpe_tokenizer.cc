@@ -1,7 +1,8 @@
 #include "worker/tokenizer/bpe_tokenizer.h"
 
 #include <algorithm>
-#include <limits>
+#include <functional>
+#include <queue>
 
 #include "absl/strings/str_cat.h"
 #include "worker/tokenizer/byte_level.h"
@@ -70,42 +71,63 @@ int32_t BpeTokenizer::MatchSpecial(absl::string_view text, size_t pos, size_t* l
 
 absl::Status BpeTokenizer::EncodePiece(absl::string_view piece, std::vector<int32_t>* out) const {
   const std::string mapped = BytesToByteLevel(piece);
-  // One symbol per code point of the byte-level string; bytes the vocabulary lacks are dropped
-  // before merging, as Hugging Face's BPE does without an unknown token (SmolLM2 lacks a few
-  // control bytes and bytes that never occur in UTF-8).
-  std::vector<std::string> symbols;
-  for (const CodePoint& cp : DecodeUtf8(mapped)) {
-    std::string symbol = mapped.substr(cp.offset, cp.length);
-    if (ids_.contains(symbol)) symbols.push_back(std::move(symbol));
-  }
-  std::string key;
-  auto rank_of = [&](size_t i) {
-    key.assign(symbols[i]).append(" ").append(symbols[i + 1]);
-    auto it = merge_ranks_.find(key);
-    return it == merge_ranks_.end() ? std::numeric_limits<int32_t>::max() : it->second;
+  // One symbol per code point of the byte-level string, in a linked list; bytes the vocabulary
+  // lacks are dropped before merging, as Hugging Face's BPE does without an unknown token
+  // (SmolLM2 lacks a few control bytes and bytes that never occur in UTF-8).
+  struct Symbol {
+    std::string text;
+    int prev, next;    // neighbours in the list, -1 at the ends
+    uint32_t version;  // bumped when the symbol changes or dies: older candidates are stale
   };
-  while (symbols.size() > 1) {
-    int32_t best = std::numeric_limits<int32_t>::max();
-    for (size_t i = 0; i + 1 < symbols.size(); ++i) best = std::min(best, rank_of(i));
-    if (best == std::numeric_limits<int32_t>::max()) break;
-    // Merge every occurrence of the best pair, left to right.
-    std::vector<std::string> merged;
-    merged.reserve(symbols.size());
-    for (size_t i = 0; i < symbols.size(); ++i) {
-      if (i + 1 < symbols.size() && rank_of(i) == best) {
-        merged.push_back(symbols[i] + symbols[i + 1]);
-        ++i;
-      } else {
-        merged.push_back(std::move(symbols[i]));
-      }
-    }
-    symbols = std::move(merged);
+  std::vector<Symbol> symbols;
+  for (const CodePoint& cp : DecodeUtf8(mapped)) {
+    std::string text = mapped.substr(cp.offset, cp.length);
+    if (!ids_.contains(text)) continue;
+    const int i = static_cast<int>(symbols.size());
+    symbols.push_back(Symbol{std::move(text), i - 1, -1, 0});
+    if (i > 0) symbols[i - 1].next = i;
   }
-  for (const std::string& sym : symbols) {
-    auto it = ids_.find(sym);
+  // Candidate merges of adjacent pairs, lowest rank first, then leftmost: the order of the
+  // reference implementation, in O(n log n) for long pieces.
+  struct Candidate {
+    int32_t rank;
+    int left, right;
+    uint32_t left_version, right_version;
+    bool operator>(const Candidate& o) const {
+      return rank != o.rank ? rank > o.rank : left > o.left;
+    }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
+  std::string key;
+  auto consider = [&](int left) {
+    const int right = left < 0 ? -1 : symbols[left].next;
+    if (right < 0) return;
+    key.assign(symbols[left].text).append(" ").append(symbols[right].text);
+    auto it = merge_ranks_.find(key);
+    if (it == merge_ranks_.end()) return;
+    queue.push(Candidate{it->second, left, right, symbols[left].version, symbols[right].version});
+  };
+  for (int i = 0; i < static_cast<int>(symbols.size()); ++i) consider(i);
+  while (!queue.empty()) {
+    const Candidate c = queue.top();
+    queue.pop();
+    Symbol& left = symbols[c.left];
+    Symbol& right = symbols[c.right];
+    if (left.version != c.left_version || right.version != c.right_version) continue;
+    left.text += right.text;  // the right symbol joins the left one and leaves the list
+    ++left.version;
+    ++right.version;
+    left.next = right.next;
+    if (right.next >= 0) symbols[right.next].prev = c.left;
+    consider(left.prev);
+    consider(c.left);
+  }
+  for (int i = symbols.empty() ? -1 : 0; i >= 0; i = symbols[i].next) {
+    auto it = ids_.find(symbols[i].text);
     if (it == ids_.end()) {
       return absl::InvalidArgumentError(absl::StrCat("tokenizer: the vocabulary has no token for '",
-                                                     sym, "' (in the text '", piece, "')"));
+                                                     symbols[i].text, "' (in the text '", piece,
+                                                     "')"));
     }
     out->push_back(it->second);
   }
