@@ -62,6 +62,8 @@ SAMPLES = [
     ("Once upon a time, in a land far, far away, there lived 7 dwarves and 1 princess. "
      "They worked 12-hour shifts (mostly!) in the mines; the pay was 3.5 gold/day.\n"
      "\"Why?\" she asked. \"Because,\" they said, \"that's how it's always been.\"\n"),
+    # One 3000-letter pseudo-random word: many merges in one piece.
+    "".join(chr(97 + (i * 7919 + (i * i) % 31) % 26) for i in range(3000)),
 ]
 
 
