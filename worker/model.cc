@@ -95,4 +95,12 @@ absl::StatusOr<PrefillOutput> Model::Prefill(std::span<const int32_t> tokens,
   return RunLlamaPrefill(*backend_, config_, weights_, tokens, options);
 }
 
+absl::StatusOr<DecodeStepOutput> Model::DecodeStep(std::span<const PastKvLayer> past,
+                                                   int64_t past_tokens, int32_t token) const {
+  // The step allocates like a prefill: serialize it with prefills where the backend requires.
+  std::unique_lock<std::mutex> lock(exclusive_, std::defer_lock);
+  if (!backend_->concurrent_prefills()) lock.lock();
+  return RunLlamaDecodeStep(*backend_, config_, weights_, past, past_tokens, token);
+}
+
 }  // namespace sparsefill::worker

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "worker/backend.h"
+#include "worker/decode_step.h"
 #include "worker/llama_weights.h"
 #include "worker/model_config.h"
 #include "worker/pattern_config.h"
@@ -48,6 +49,11 @@ class Model {
 
   absl::StatusOr<PrefillOutput> Prefill(std::span<const int32_t> tokens,
                                         const PrefillOptions& options) const;
+
+  // One decode step of `token` at position past_tokens over a KV cache from elsewhere (see
+  // decode_step.h): the next token after it.
+  absl::StatusOr<DecodeStepOutput> DecodeStep(std::span<const PastKvLayer> past,
+                                              int64_t past_tokens, int32_t token) const;
 
  private:
   Model() = default;
