@@ -21,20 +21,11 @@ class Splitter {
   Splitter(const std::vector<CodePoint>& cps, size_t begin, size_t end)
       : cps_(cps), begin_(begin), end_(end) {}
 
+  // Emits the regex's matches one after another (the gpt2 regex, or qwen2's with `qwen`).
   template <typename Emit>
-  void Gpt2(Emit emit) const {
-    size_t i = begin_;
-    while (i < end_) {
-      const size_t n = Match(i, /*qwen=*/false);
-      emit(i, i + n);
-      i += n;
-    }
-  }
-  template <typename Emit>
-  void Qwen2(Emit emit) const {
-    size_t i = begin_;
-    while (i < end_) {
-      const size_t n = Match(i, /*qwen=*/true);
+  void Split(bool qwen, Emit emit) const {
+    for (size_t i = begin_; i < end_;) {
+      const size_t n = Match(i, qwen);
       emit(i, i + n);
       i += n;
     }
@@ -131,10 +122,10 @@ std::vector<absl::string_view> PreTokenize(PreTokenizer kind, absl::string_view 
   };
   switch (kind) {
     case PreTokenizer::kGpt2:
-      Splitter(cps, 0, cps.size()).Gpt2(emit);
+      Splitter(cps, 0, cps.size()).Split(/*qwen=*/false, emit);
       break;
     case PreTokenizer::kQwen2:
-      Splitter(cps, 0, cps.size()).Qwen2(emit);
+      Splitter(cps, 0, cps.size()).Split(/*qwen=*/true, emit);
       break;
     case PreTokenizer::kSmolLM: {
       // Every number character is a piece of its own; the gpt2 regex splits the runs between.
@@ -147,7 +138,7 @@ std::vector<absl::string_view> PreTokenize(PreTokenizer kind, absl::string_view 
         }
         size_t j = i;
         while (j < cps.size() && !IsNumber(cps[j].value)) ++j;
-        Splitter(cps, i, j).Gpt2(emit);
+        Splitter(cps, i, j).Split(/*qwen=*/false, emit);
         i = j;
       }
       break;
