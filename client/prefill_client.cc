@@ -93,7 +93,8 @@ PrefillStream::~PrefillStream() {
 
 void PrefillStream::Start(const v1::ModelInfoResponse& model, absl::Time deadline) {
   model_ = model;
-  if (!request_.skip_kv()) {
+  // Push mode delivers the KV to a KvReceiver: this stream carries none, like skip_kv.
+  if (!request_.skip_kv() && !request_.has_kv_push()) {
     const KvShape shape{static_cast<int>(model.num_layers()),
                         static_cast<int64_t>(request_.token_ids_size()),
                         static_cast<int>(model.num_kv_heads()), static_cast<int>(model.head_dim())};
@@ -155,7 +156,7 @@ absl::Status PrefillStream::HandleResponse(const v1::PrefillResponse& response) 
     case v1::PrefillResponse::kKvChunk: {
       if (!assembler_.has_value()) {
         return absl::DataLossError(absl::StrCat("chunk ", response.kv_chunk().sequence(),
-                                                ": KV chunk in a skip_kv stream"));
+                                                ": KV chunk in a skip_kv or kv_push stream"));
       }
       if (first_kv_time_ == absl::InfinitePast()) first_kv_time_ = absl::Now();
       return assembler_->AddChunk(response.kv_chunk());
@@ -188,7 +189,9 @@ absl::Status PrefillStream::CheckResult(const v1::PrefillResult& result) const {
     chunks = assembler_->chunks_received();
     bytes = assembler_->payload_bytes_received();
   }
-  if (result.kv_chunks_sent() != chunks || result.kv_bytes_sent() != bytes) {
+  // In push mode the counts are what the decode node's KvReceiver acknowledged, not this stream.
+  if (!request_.has_kv_push() &&
+      (result.kv_chunks_sent() != chunks || result.kv_bytes_sent() != bytes)) {
     return fail("the server sent ", result.kv_chunks_sent(), " chunks (", result.kv_bytes_sent(),
                 " bytes) but ", chunks, " chunks (", bytes, " bytes) were received");
   }

@@ -27,3 +27,8 @@ add_library(sparsefill_cli_rpc STATIC
 target_link_libraries(sparsefill_cli_rpc
   PUBLIC sparsefill_client sparsefill_cli_common
   PRIVATE absl::str_format sparsefill_warnings)
+
+# sparsefill-decode-stub: a reference decode node (pull or push, any codec, one decode step of the
+# model on the CPU backend over the received KV).
+add_executable(sparsefill-decode-stub ${CMAKE_CURRENT_LIST_DIR}/decode_stub/main.cc)
+target_link_libraries(sparsefill-decode-stub PRIVATE sparsefill_cli_rpc sparsefill_warnings)
