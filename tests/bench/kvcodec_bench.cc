@@ -8,6 +8,10 @@
 //              over all tokens with the decoded KV and with the bf16 KV; relative L2 of the
 //              outputs over all heads and layers
 //   CPU enc, CPU dec  GB/s of bf16 KV (2 bytes an element) encoded / decoded by one thread
+//   decode step  on a real model (--decode-model, the golden tiny-llama3 by default): random
+//              prompts prefilled on the CPU backend, their float32 KV through each codec, then one
+//              decode step (Model::DecodeStep) of the first token: how often its next token equals
+//              the step over the exact KV, and the relative L2 error of its logits
 //   GPU enc    GB/s of bf16 KV encoded on the GPU (a whole layer's chunks in one launch; LOSSLESS:
 //              the byte planes only, zstd runs on the host), and whether the GPU bytes equal the
 //              CPU bytes for every chunk
@@ -35,6 +39,9 @@
 #include "kernels/kvcodec/lossless_codec.h"
 #include "kernels/ops/numeric.h"
 #include "tests/kernels/kv_test_data.h"
+#include "tests/worker/kv_collector.h"
+#include "worker/backend_factory.h"
+#include "worker/model.h"
 #include "worker/safetensors.h"
 #include "worker/weight_source.h"
 
@@ -54,6 +61,11 @@ struct Options {
   int repeats = 3;
   bool gpu = true;
   std::string json;
+  // Decode-side check on a real model: prompts of decode_tokens random ids, prefilled on the CPU
+  // backend; one decode step over each codec's decoded KV against the step over the exact KV.
+  std::string decode_model = "tests/data/tiny-llama3";
+  int decode_prompts = 16;
+  int64_t decode_tokens = 512;
 };
 
 constexpr KvCodecId kCodecs[] = {KvCodecId::kRawBf16, KvCodecId::kLossless, KvCodecId::kFp8E4m3,
@@ -282,6 +294,95 @@ void Report(const Options& o, const std::string& dataset, const std::vector<Stat
   std::fflush(stdout);
 }
 
+// Next-token agreement and logits error of one decode step over each codec's decoded KV, against
+// the same step over the exact (float32) KV, on `o.decode_prompts` random prompts.
+void RunDecodeCheck(const Options& o, std::FILE* json) {
+  auto backend = worker::MakeBackend("cpu");
+  auto model =
+      worker::Model::Load(worker::ModelLoadOptions{o.decode_model, ""}, *std::move(backend));
+  if (!model.ok()) {
+    std::fprintf(stderr, "decode model: %s\n", model.status().ToString().c_str());
+    std::exit(1);
+  }
+  const worker::ModelConfig& c = (*model)->config();
+  const int64_t T = o.decode_tokens;
+  std::vector<int> agree(std::size(kCodecs), 0);
+  std::vector<double> err2(std::size(kCodecs), 0), ref2(std::size(kCodecs), 0);
+  std::mt19937 rng(4242);
+  for (int p = 0; p < o.decode_prompts; ++p) {
+    std::vector<int32_t> prompt(T);
+    for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % c.vocab_size);
+    testing::KvCollector kv;
+    worker::PrefillOptions options;
+    options.kv_sink = &kv;
+    auto first = (*model)->Prefill(prompt, options);
+    if (!first.ok()) {
+      std::fprintf(stderr, "prefill: %s\n", first.status().ToString().c_str());
+      std::exit(1);
+    }
+    auto step = [&](const std::vector<std::vector<float>>& k,
+                    const std::vector<std::vector<float>>& v) {
+      std::vector<worker::PastKvLayer> past;
+      for (int l = 0; l < c.num_layers; ++l) past.push_back({k[l].data(), v[l].data()});
+      auto out = (*model)->DecodeStep(past, T, first->first_token);
+      if (!out.ok()) {
+        std::fprintf(stderr, "decode step: %s\n", out.status().ToString().c_str());
+        std::exit(1);
+      }
+      return *std::move(out);
+    };
+    const worker::DecodeStepOutput exact = step(kv.k, kv.v);
+    for (size_t ci = 0; ci < std::size(kCodecs); ++ci) {
+      kernels::KvEncodeOptions eo;
+      eo.int4_group_tokens = o.int4_group;
+      std::vector<std::vector<float>> k(c.num_layers), v(c.num_layers);
+      for (int l = 0; l < c.num_layers; ++l) {
+        const kernels::KvLayerView view{kv.k[l].data(), kv.v[l].data(),
+                                        kernels::ScalarType::kFloat32, c.num_kv_heads, T};
+        k[l].resize(kv.k[l].size());
+        v[l].resize(kv.v[l].size());
+        const int64_t tpc = kernels::MaxTokensPerChunk(kCodecs[ci], T, c.num_kv_heads, c.head_dim,
+                                                       o.max_chunk_bytes, eo);
+        for (int64_t t = 0; t < T; t += tpc) {
+          const kernels::KvChunkExtent e{t, std::min(T, t + tpc), 0, c.num_kv_heads, c.head_dim};
+          std::string payload;
+          if (!kernels::EncodeKvChunk(kCodecs[ci], view, e, eo, &payload).ok() ||
+              !kernels::DecodeKvChunk(kCodecs[ci], payload, c.num_kv_heads, e, k[l].data(),
+                                      v[l].data())
+                   .ok()) {
+            std::fprintf(stderr, "codec round trip failed\n");
+            std::exit(1);
+          }
+        }
+      }
+      const worker::DecodeStepOutput got = step(k, v);
+      agree[ci] += got.next_token == exact.next_token ? 1 : 0;
+      for (size_t i = 0; i < exact.logits.size(); ++i) {
+        const double d = static_cast<double>(got.logits[i]) - exact.logits[i];
+        err2[ci] += d * d;
+        ref2[ci] += static_cast<double>(exact.logits[i]) * exact.logits[i];
+      }
+    }
+  }
+  std::printf(
+      "\n### decode step on %s: %d random prompts of %lld tokens, KV through each codec\n\n",
+      o.decode_model.c_str(), o.decode_prompts, static_cast<long long>(T));
+  std::printf("| codec | next token = exact-KV next token | logits rel err |\n|---|---|---|\n");
+  for (size_t ci = 0; ci < std::size(kCodecs); ++ci) {
+    const double e = std::sqrt(err2[ci] / ref2[ci]);
+    std::printf("| %s | %d / %d | %.2e |\n", kernels::KvCodecName(kCodecs[ci]), agree[ci],
+                o.decode_prompts, e);
+    if (json != nullptr) {
+      std::fprintf(json,
+                   "{\"dataset\": \"decode step on %s\", \"codec\": \"%s\", \"prompts\": %d, "
+                   "\"tokens\": %lld, \"next_token_agree\": %d, \"logits_rel_err\": %.4e}\n",
+                   o.decode_model.c_str(), kernels::KvCodecName(kCodecs[ci]), o.decode_prompts,
+                   static_cast<long long>(T), agree[ci], e);
+    }
+  }
+  std::fflush(stdout);
+}
+
 int Main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -313,11 +414,18 @@ int Main(int argc, char** argv) {
       o.gpu = false;
     } else if (a == "--json") {
       o.json = value();
+    } else if (a == "--decode-model") {
+      o.decode_model = value();
+    } else if (a == "--decode-prompts") {
+      o.decode_prompts = std::atoi(value().c_str());
+    } else if (a == "--decode-tokens") {
+      o.decode_tokens = std::atoll(value().c_str());
     } else {
       std::fprintf(stderr,
                    "usage: kvcodec_bench [--tokens N] [--layers L] [--kv-heads H] [--head-dim D] "
                    "[--golden DIR|none] [--max-chunk-bytes B] [--int4-group G] [--repeats R] "
-                   "[--no-gpu] [--json PATH]\n");
+                   "[--no-gpu] [--json PATH] [--decode-model DIR|none] [--decode-prompts N] "
+                   "[--decode-tokens T]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -385,6 +493,7 @@ int Main(int argc, char** argv) {
                std::to_string(dim),
            stats, json);
   }
+  if (o.decode_model != "none" && o.decode_prompts > 0) RunDecodeCheck(o, json);
   if (json != nullptr) std::fclose(json);
   return 0;
 }
