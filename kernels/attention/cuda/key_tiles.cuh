@@ -1,6 +1,7 @@
 // Turns one query head's work for one 64-row query block into a sequence of 64-key tiles: the
 // only place that knows what each pattern computes (see ../sparse_index.h). The mainloop asks
-// for tiles one at a time; every thread of the CTA walks the same sequence.
+// for tiles one at a time; every thread of the CTA walks the same sequence, all 32 lanes of a
+// warp together (the diagonal walk is warp-cooperative).
 #pragma once
 
 #include <climits>
@@ -150,22 +151,40 @@ class KeyTileCursor {
     return false;
   }
 
+  // Band b of this head with hi clipped to the window, and its key range [key_begin, key_end)
+  // for the block's rows (empty: key_begin >= key_end).
+  struct BandSpan {
+    int32_t lo, hi, key_begin, key_end;
+  };
+  __device__ BandSpan LoadBand(int32_t b) const {
+    const DiagonalBand band = p_.index.bands[desc_.band_begin + b];
+    BandSpan span;
+    span.lo = band.lo;
+    span.hi = min(band.hi, p_.max_offset);
+    span.key_begin = max(0, row_begin_ - span.hi);
+    span.key_end = span.lo <= span.hi ? row_last_ - span.lo + 1 : span.key_begin;
+    return span;
+  }
+
   // Starts the next diagonal tile at the first key >= `from` inside some band's key range (the
   // greedy cover: no key of the union is skipped, no two tiles overlap, so a block never costs
-  // more tiles than dense); pos_ >= end_ when no band is left. The current band's offsets and
-  // key range stay in registers (one global read per band, not per tile).
+  // more tiles than dense); pos_ >= end_ when no band is left. Warp-cooperative (every lane of
+  // the warp walks the cursor): the lanes test 32 bands at once, one coalesced read, instead
+  // of one dependent read per band.
   __device__ void NextDiagonalWindow(int32_t from) {
-    for (; band_ >= 0; --band_) {
-      if (band_ != cached_band_) {
-        const DiagonalBand band = p_.index.bands[desc_.band_begin + band_];
-        cached_band_ = band_;
-        band_lo_ = band.lo;
-        band_hi_ = min(band.hi, p_.max_offset);  // clipped to the window
-        band_key_begin_ = max(0, row_begin_ - band_hi_);
-        band_key_end_ = band_lo_ <= band_hi_ ? row_last_ - band_lo_ + 1 : band_key_begin_;
-      }
-      if (band_key_end_ > max(band_key_begin_, from)) {
-        pos_ = max(band_key_begin_, from);
+    const int lane = threadIdx.x % 32;
+    for (; band_ >= 0; band_ -= 32) {
+      const int32_t b = band_ - lane;
+      BandSpan span{0, -1, 0, 0};
+      if (b >= 0) span = LoadBand(b);
+      const bool left = b >= 0 && span.key_end > max(span.key_begin, from);
+      const unsigned found = __ballot_sync(0xffffffffu, left);
+      if (found != 0) {
+        const int l = __ffs(found) - 1;  // the highest band with keys left
+        band_ -= l;
+        band_lo_ = __shfl_sync(0xffffffffu, span.lo, l);
+        band_hi_ = __shfl_sync(0xffffffffu, span.hi, l);
+        pos_ = max(__shfl_sync(0xffffffffu, span.key_begin, l), from);
         end_ = pos_ + 1;  // a tile is pending; Next() moves on through NextDiagonalWindow
         return;
       }
@@ -188,21 +207,35 @@ class KeyTileCursor {
     }
     // The bands crossing the window are the current one and those below it (lower offsets):
     // a band above it had no key left at or after pos_, so none of its offsets is in the
-    // window (every offset of the window is r - k for some row of the block and key of the tile).
+    // window (every offset of the window is r - k for some row of the block and key of the
+    // tile). Lane l takes band band_ - l - 32 i; the lanes' bits are OR-reduced.
+    const int lane = threadIdx.x % 32;
     const DiagonalBand* bands = p_.index.bands + desc_.band_begin;
-    for (int32_t b = band_; b >= 0; --b) {
-      const DiagonalBand band = b == band_ ? DiagonalBand{band_lo_, band_hi_} : bands[b];
-      if (band.hi < offset_min) break;
-      if (band.lo > offset_max) continue;
-      const int32_t from = max(band.lo, offset_min) - offset_min;  // bit positions
-      const int32_t to = min(band.hi, offset_max) - offset_min;
-      for (int w = 0; w < 2; ++w) {  // bits [from, to] of word w
-        const int32_t a = max(from, 64 * w) - 64 * w;
-        const int32_t z = min(to, 64 * w + 63) - 64 * w;
-        if (a > z) continue;
-        const int width = z - a + 1;
-        tile->offset_bits[w] |= (width >= 64 ? ~0ull : ((1ull << width) - 1)) << a;
+    for (int32_t top = band_; top >= 0; top -= 32) {
+      const int32_t b = top - lane;
+      DiagonalBand band{1, 0};  // empty
+      if (b >= 0) band = b == band_ ? DiagonalBand{band_lo_, band_hi_} : bands[b];
+      uint32_t words[4] = {0, 0, 0, 0};  // bits 0-31, 32-63, 64-95, 96-127
+      if (band.lo <= band.hi && band.hi >= offset_min && band.lo <= offset_max) {
+        const int32_t from = max(band.lo, offset_min) - offset_min;  // bit positions
+        const int32_t to = min(band.hi, offset_max) - offset_min;
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {  // bits [from, to] of word w
+          const int32_t x = max(from, 32 * w) - 32 * w;
+          const int32_t z = min(to, 32 * w + 31) - 32 * w;
+          if (x <= z) {
+            const int width = z - x + 1;
+            words[w] = (width >= 32 ? ~0u : ((1u << width) - 1)) << x;
+          }
+        }
       }
+#pragma unroll
+      for (int w = 0; w < 4; ++w) words[w] = __reduce_or_sync(0xffffffffu, words[w]);
+      tile->offset_bits[0] |= (static_cast<uint64_t>(words[1]) << 32) | words[0];
+      tile->offset_bits[1] |= (static_cast<uint64_t>(words[3]) << 32) | words[2];
+      // Done once the lowest band of this batch lies below the window (or the list ended).
+      const int32_t lowest_hi = __shfl_sync(0xffffffffu, b >= 0 ? band.hi : INT32_MIN, 31);
+      if (lowest_hi < offset_min) break;
     }
   }
 
@@ -227,8 +260,7 @@ class KeyTileCursor {
   bool gather_ = false;
   bool diagonals_ = false;  // walking a vertical-slash head's diagonals
   int32_t band_ = 0;        // the diagonal walk's current band (descending)
-  int32_t cached_band_ = -1;  // the band whose fields follow
-  int32_t band_lo_ = 0, band_hi_ = -1, band_key_begin_ = 0, band_key_end_ = 0;
+  int32_t band_lo_ = 0, band_hi_ = -1;  // its offsets, hi clipped to the window
   int32_t pos_ = 0, end_ = 0, lo_ = 0, hi_ = INT32_MAX;
 };
 
