@@ -181,7 +181,10 @@ absl::Status PrefillCall::RunPrefill(const worker::Model& model,
   KvChunkSink chunks(chunk_options, [this, &pusher](std::unique_ptr<v1::PrefillResponse> m) {
     if (pusher != nullptr) {
       const v1::KvChunk& chunk = m->kv_chunk();
-      if (absl::Status s = pusher->Push(chunk); !s.ok()) return s;
+      if (absl::Status s = pusher->Push(chunk); !s.ok()) {
+        if (!absl::IsCancelled(s)) env_->metrics->kv_push_failures().Increment();
+        return s;
+      }
       if (!first_kv_time_) {  // worker thread only, as in Send()
         first_kv_time_ = Clock::now();
         env_->metrics->time_to_first_kv_seconds().Observe(
@@ -268,7 +271,10 @@ absl::Status PrefillCall::RunPrefill(const worker::Model& model,
   if (pusher != nullptr) {
     // The decode node gets the result too (it completes its session); the caller gets it only
     // after the receiver acknowledged everything.
-    if (absl::Status s = pusher->Finish(*r); !s.ok()) return s;
+    if (absl::Status s = pusher->Finish(*r); !s.ok()) {
+      if (!absl::IsCancelled(s)) env_->metrics->kv_push_failures().Increment();
+      return s;
+    }
   }
   *result = std::move(response);
   return absl::OkStatus();

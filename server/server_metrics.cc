@@ -92,6 +92,7 @@ ServerMetrics::ServerMetrics(int num_workers)
   prompt_tokens_ = &Lookup(f.counters, "sparsefill_prompt_tokens_total").Add({});
   kv_bytes_sent_ = &Lookup(f.counters, "sparsefill_kv_bytes_sent_total").Add({});
   kv_bytes_raw_ = &Lookup(f.counters, "sparsefill_kv_bytes_raw_total").Add({});
+  kv_push_failures_ = &Lookup(f.counters, "sparsefill_kv_push_failures_total").Add({});
   attention_density_ = histogram("sparsefill_attention_density");
 }
 

@@ -54,10 +54,14 @@ inline constexpr MetricSpec kMetricList[] = {
     {"sparsefill_prompt_tokens_total", MetricType::kCounter, nullptr, MetricBuckets::kNone,
      "Prompt tokens of prefills that completed."},
     {"sparsefill_kv_bytes_sent_total", MetricType::kCounter, nullptr, MetricBuckets::kNone,
-     "KvChunk payload bytes written to clients (encoded, as on the wire)."},
+     "KvChunk payload bytes written to clients or acknowledged by push receivers (encoded, as on "
+     "the wire)."},
     {"sparsefill_kv_bytes_raw_total", MetricType::kCounter, nullptr, MetricBuckets::kNone,
      "The streamed KV's size as the runtime held it before encoding (float32 on the CPU backend); "
      "against kv_bytes_sent_total it gives the codec's compression."},
+    {"sparsefill_kv_push_failures_total", MetricType::kCounter, nullptr, MetricBuckets::kNone,
+     "Push-mode prefills whose KV delivery failed: the receiver stayed unreachable for the retry "
+     "budget (UNAVAILABLE) or refused a chunk."},
     {"sparsefill_attention_density", MetricType::kHistogram, nullptr, MetricBuckets::kRatio,
      "Per-layer attention density of completed prefills: (query head, query, key) triples "
      "computed over those of dense causal attention; 1 means dense."},
@@ -90,6 +94,7 @@ class ServerMetrics {
   prometheus::Counter& prompt_tokens() { return *prompt_tokens_; }
   prometheus::Counter& kv_bytes_sent() { return *kv_bytes_sent_; }
   prometheus::Counter& kv_bytes_raw() { return *kv_bytes_raw_; }
+  prometheus::Counter& kv_push_failures() { return *kv_push_failures_; }
   prometheus::Histogram& attention_density() { return *attention_density_; }
 
  private:
@@ -107,6 +112,7 @@ class ServerMetrics {
   prometheus::Counter* prompt_tokens_ = nullptr;
   prometheus::Counter* kv_bytes_sent_ = nullptr;
   prometheus::Counter* kv_bytes_raw_ = nullptr;
+  prometheus::Counter* kv_push_failures_ = nullptr;
   prometheus::Histogram* attention_density_ = nullptr;
 };
 

@@ -30,7 +30,7 @@ class KvPushTest : public ::testing::Test {
   void SetUp() override {
     model_ = testing::EmbeddedModel();
     ASSERT_NE(model_, nullptr);
-    auto server = PrefillServer::Start(model_, testing::TestServerOptions());
+    auto server = PrefillServer::Start(model_, testing::TestServerOptions(/*metrics=*/true));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     stub_ = testing::MakeStub(server_->port());
@@ -170,6 +170,8 @@ TEST_F(KvPushTest, AReceiverThatKeepsDroppingEndsUnavailableAfterTheAcknowledged
   EXPECT_THAT(s.status.error_message(), HasSubstr("acknowledged 5 of"));
   EXPECT_THAT(s.status.error_message(), HasSubstr("sending chunk 5"));
   EXPECT_EQ(receiver_->chunks_applied(), 5);
+  const std::string metrics = testing::HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_EQ(testing::MetricValue(metrics, "sparsefill_kv_push_failures_total"), 1);
 }
 
 TEST_F(KvPushTest, TheCallersDeadlineFreesAWorkerBlockedOnAHungReceiver) {
