@@ -8,8 +8,9 @@
 //   2. a sparse prefill per config: last-token logits against dense (relative L2 error, top-1
 //      agreement, top-5 overlap) and the attention density the run measured.
 // Then a passkey probe: a 5-digit key hidden at several depths of filler text; the prompt ends
-// with "The pass key is " and the greedy next token must be the key's first digit (SmolLM2's
-// tokenizer splits digits). Dense and every config on the same prompts.
+// with "The pass key is " and the greedy continuation must be the key (SmolLM2's tokenizer
+// splits digits: one token each). The prefill runs dense or with each config; the decode steps
+// after it attend densely to the KV it produced, as a decode node would.
 //
 // Prints a Markdown report; --json writes one JSON row per (prompt, config) with the per-layer
 // recall.
@@ -33,7 +34,9 @@
 #include "absl/strings/str_split.h"
 #include "tests/accuracy/pattern_search.h"
 #include "tests/accuracy/recall_probe_backend.h"
+#include "tests/worker/kv_collector.h"
 #include "worker/cpu_backend.h"
+#include "worker/decode_step.h"
 #include "worker/json.h"
 #include "worker/model.h"
 #include "worker/model_config.h"
@@ -63,6 +66,8 @@ ABSL_FLAG(std::string, configs, "a_shape:64:448,vertical_slash:64:448,block_spar
           "block_sparse:TOP_K (every head alike), or a pattern-config JSON file");
 ABSL_FLAG(std::string, passkey_depths, "0.1,0.5,0.9",
           "passkey probe: depths (fraction of the filler before the key); empty skips it");
+ABSL_FLAG(int, passkey_digits, 5,
+          "passkey probe: how many of the key's 5 digits to decode (each pair costs a prefill)");
 ABSL_FLAG(std::string, json, "", "also write one JSON row per (prompt, config) here");
 ABSL_FLAG(std::string, search_out, "",
           "run the per-head pattern search first and write the searched config here; it is then "
@@ -230,6 +235,36 @@ absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBacken
   return NamedConfig{"searched", std::move(result->config)};
 }
 
+// The greedy continuation of `ids`, `count` tokens. The runtime prefills and takes one decode
+// step over a delivered KV cache (DecodeStep gives no KV back), so tokens come in pairs: a prefill
+// of the prompt so far (with `patterns`; null is dense) gives one and its KV, a decode step over
+// that KV the next; then the grown prompt is prefilled again.
+absl::StatusOr<std::vector<int32_t>> GreedyContinuation(const worker::Model& model,
+                                                        std::vector<int32_t> ids, int count,
+                                                        const PatternConfig* patterns) {
+  std::vector<int32_t> out;
+  while (static_cast<int>(out.size()) < count) {
+    testing::KvCollector kv;
+    worker::PrefillOptions options;
+    options.patterns = patterns;
+    options.kv_sink = &kv;
+    absl::StatusOr<worker::PrefillOutput> prefill = model.Prefill(ids, options);
+    if (!prefill.ok()) return prefill.status();
+    const int64_t past_tokens = static_cast<int64_t>(ids.size());
+    out.push_back(prefill->first_token);
+    ids.push_back(prefill->first_token);
+    if (static_cast<int>(out.size()) == count) break;
+    std::vector<worker::PastKvLayer> past;
+    for (size_t l = 0; l < kv.k.size(); ++l) past.push_back({kv.k[l].data(), kv.v[l].data()});
+    absl::StatusOr<worker::DecodeStepOutput> step =
+        model.DecodeStep(past, past_tokens, prefill->first_token);
+    if (!step.ok()) return step.status();
+    out.push_back(step->next_token);
+    ids.push_back(step->next_token);
+  }
+  return out;
+}
+
 int Run() {
   auto fail = [](const absl::Status& s) {
     std::fprintf(stderr, "sparsefill-accuracy: %s\n", std::string(s.message()).c_str());
@@ -356,8 +391,11 @@ int Run() {
     const std::vector<int32_t> filler_ids = tokenizer->Encode(filler, false).value();
     const int64_t filler_reps = std::max<int64_t>(
         1, (absl::GetFlag(FLAGS_tokens) - 64) / static_cast<int64_t>(filler_ids.size()));
-    std::printf("\n## Passkey (first digit of a 5-digit key, %ld filler sentences)\n\n",
-                static_cast<long>(filler_reps));
+    const int digits = std::clamp(absl::GetFlag(FLAGS_passkey_digits), 1, 5);
+    std::printf(
+        "\n## Passkey (the first %d digits of a 5-digit key after %ld filler sentences; greedy, "
+        "dense decode steps over the prefill's KV)\n\n",
+        digits, static_cast<long>(filler_reps));
     std::printf("| depth | key | dense |");
     for (const NamedConfig& nc : configs) std::printf(" %s |", nc.name.c_str());
     std::printf("\n|---|---|---|");
@@ -384,16 +422,17 @@ int Run() {
       if (before >= filler_reps) absl::StrAppend(&prompt, "The pass key is ", key, ". ");
       prompt += "\nWhat is the pass key? The pass key is ";
       const std::vector<int32_t> ids = tokenizer->Encode(prompt).value();
-      const std::string want(1, static_cast<char>('0' + key / 10000));
+      const std::string want = std::to_string(key).substr(0, digits);
       std::printf("| %.2f | %d |", depth, key);
       for (size_t p = 0; p <= configs.size(); ++p) {
         worker::PrefillOptions options;
         if (p > 0) options.patterns = &configs[p - 1].config;
         std::fprintf(stderr, "passkey depth %.2f: %s\n", depth,
                      p == 0 ? "dense" : configs[p - 1].name.c_str());
-        absl::StatusOr<worker::PrefillOutput> out = (*model)->Prefill(ids, options);
+        absl::StatusOr<std::vector<int32_t>> out =
+            GreedyContinuation(**model, ids, digits, options.patterns);
         if (!out.ok()) return fail(out.status());
-        const std::string got = tokenizer->Decode(std::vector<int32_t>{out->first_token});
+        const std::string got = tokenizer->Decode(*out);
         correct[p] += got == want;
         std::printf(" %s %s |", got == want ? "yes" : "no",
                     worker::JsonValue::String(got).Serialize().c_str());
