@@ -28,6 +28,15 @@ bool IsDecodableCodec(v1::KvCodec codec) {
 
 absl::StatusOr<KvAssembler> KvAssembler::Create(const KvShape& shape, v1::KvCodec codec,
                                                 std::string request_id, LayerCallback on_layer) {
+  absl::StatusOr<KvAssembler> a = CreateUnstarted(shape, codec, std::move(request_id));
+  if (!a.ok()) return a.status();
+  a->on_layer_ = std::move(on_layer);
+  a->BeginLayer();
+  return a;
+}
+
+absl::StatusOr<KvAssembler> KvAssembler::CreateUnstarted(const KvShape& shape, v1::KvCodec codec,
+                                                         std::string request_id) {
   if (shape.num_layers < 1 || shape.tokens < 1 || shape.kv_heads < 1 || shape.head_dim < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("KV shape must be positive: layers ", shape.num_layers, ", tokens ",
@@ -42,8 +51,24 @@ absl::StatusOr<KvAssembler> KvAssembler::Create(const KvShape& shape, v1::KvCode
   a.shape_ = shape;
   a.codec_ = codec;
   a.request_id_ = std::move(request_id);
-  a.on_layer_ = std::move(on_layer);
-  a.BeginLayer();
+  return a;
+}
+
+absl::StatusOr<KvAssembler> KvAssembler::CreatePaged(const KvShape& shape, v1::KvCodec codec,
+                                                     std::string request_id, PagedKvLayout layout,
+                                                     PagedLayerCallback on_layer) {
+  if (layout.tokens() != shape.tokens || layout.kv_heads() != shape.kv_heads ||
+      layout.head_dim() != shape.head_dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("paged layout is for ", layout.tokens(), " tokens, ", layout.kv_heads(),
+                     " kv heads, head_dim ", layout.head_dim(), "; the KV shape has ", shape.tokens,
+                     ", ", shape.kv_heads, ", ", shape.head_dim));
+  }
+  absl::StatusOr<KvAssembler> a = CreateUnstarted(shape, codec, std::move(request_id));
+  if (!a.ok()) return a.status();
+  a->paged_ = std::move(layout);
+  a->on_paged_layer_ = std::move(on_layer);
+  a->BeginLayer();
   return a;
 }
 
@@ -53,8 +78,15 @@ void KvAssembler::BeginLayer() {
   current_.tokens = shape_.tokens;
   current_.kv_heads = shape_.kv_heads;
   current_.head_dim = shape_.head_dim;
-  current_.k.assign(shape_.elements_per_tensor(), 0.0f);
-  current_.v.assign(shape_.elements_per_tensor(), 0.0f);
+  if (paged_.has_value()) {
+    paged_current_ = PagedKvLayer{};
+    paged_current_.layer = layers_done_;
+    paged_current_.k.assign(paged_->cache_elements(), 0.0f);
+    paged_current_.v.assign(paged_->cache_elements(), 0.0f);
+  } else {
+    current_.k.assign(shape_.elements_per_tensor(), 0.0f);
+    current_.v.assign(shape_.elements_per_tensor(), 0.0f);
+  }
   covered_.assign(shape_.tokens * shape_.kv_heads, 0);
   cells_covered_ = 0;
 }
@@ -153,11 +185,12 @@ absl::Status KvAssembler::AddChunkImpl(const v1::KvChunk& chunk) {
     }
   }
   // The decoders check the whole payload before writing: on error the buffers stay clean.
-  if (absl::Status s = kernels::DecodeKvChunk(codec, payload, shape_.kv_heads, extent,
-                                              current_.k.data(), current_.v.data());
-      !s.ok()) {
-    return fail(s.message());
-  }
+  const absl::Status decoded =
+      paged_.has_value() ? DecodeKvChunkToPages(codec, payload, extent, *paged_, &scratch_,
+                                                paged_current_.k.data(), paged_current_.v.data())
+                         : kernels::DecodeKvChunk(codec, payload, shape_.kv_heads, extent,
+                                                  current_.k.data(), current_.v.data());
+  if (!decoded.ok()) return fail(decoded.message());
   for (int64_t t = extent.token_begin; t < extent.token_end; ++t) {
     for (int h = extent.head_begin; h < extent.head_end; ++h) covered_[t * kv_heads + h] = 1;
   }
@@ -177,15 +210,20 @@ absl::Status KvAssembler::AddChunkImpl(const v1::KvChunk& chunk) {
                 " (token, kv head) cells are missing (", FirstUncoveredCell(), ")");
   }
   KvLayer done = std::move(current_);
+  PagedKvLayer paged_done = std::move(paged_current_);
   ++layers_done_;
   if (layers_done_ < shape_.num_layers) {
     BeginLayer();
   } else {
     current_ = KvLayer{};
+    paged_current_ = PagedKvLayer{};
     covered_ = {};
+    scratch_ = {};
   }
-  if (on_layer_) return on_layer_(std::move(done));
-  return absl::OkStatus();
+  if (paged_.has_value()) {
+    return on_paged_layer_ ? on_paged_layer_(std::move(paged_done)) : absl::OkStatus();
+  }
+  return on_layer_ ? on_layer_(std::move(done)) : absl::OkStatus();
 }
 
 absl::Status KvAssembler::Finish() const {

@@ -7,17 +7,24 @@
 //   chunk 7 (layer 2, tokens [512,768), kv heads [0,8)): CRC32C mismatch (...)
 // and the assembler then refuses further input: a corrupt stream has no trustworthy suffix.
 //
+// It assembles into per-layer tensors [tokens, kv_heads, head_dim] (Create) or into paged blocks
+// in the vLLM layout [num_blocks, block_size, kv_heads, head_dim] (CreatePaged, with a
+// PagedKvLayout: block size and optional block table; client/paged_kv_layout.h); the checks are
+// the same either way.
+//
 // It is transport-free (no gRPC), so decode nodes and tests can feed it from anywhere.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "client/paged_kv_layout.h"
 #include "sparsefill/v1/prefill_service.pb.h"
 
 namespace sparsefill::client {
@@ -63,6 +70,13 @@ class KvAssembler {
   static absl::StatusOr<KvAssembler> Create(const KvShape& shape, v1::KvCodec codec,
                                             std::string request_id, LayerCallback on_layer);
 
+  // Paged assembly: each completed layer arrives as K and V caches in `layout` (whose tokens, kv
+  // heads and head_dim must be the shape's: InvalidArgument otherwise).
+  using PagedLayerCallback = std::function<absl::Status(PagedKvLayer layer)>;
+  static absl::StatusOr<KvAssembler> CreatePaged(const KvShape& shape, v1::KvCodec codec,
+                                                 std::string request_id, PagedKvLayout layout,
+                                                 PagedLayerCallback on_layer);
+
   KvAssembler(KvAssembler&&) = default;
   KvAssembler& operator=(KvAssembler&&) = default;
 
@@ -81,6 +95,10 @@ class KvAssembler {
  private:
   KvAssembler() = default;
 
+  // Checks the shape and codec; the caller sets the output mode and calls BeginLayer.
+  static absl::StatusOr<KvAssembler> CreateUnstarted(const KvShape& shape, v1::KvCodec codec,
+                                                     std::string request_id);
+
   absl::Status AddChunkImpl(const v1::KvChunk& chunk);
   // Starts the buffers and coverage map of layer `layers_done_`.
   void BeginLayer();
@@ -91,6 +109,12 @@ class KvAssembler {
   v1::KvCodec codec_ = v1::KV_CODEC_UNSPECIFIED;
   std::string request_id_;
   LayerCallback on_layer_;
+  // Paged mode when set: chunks decode through `scratch_` into `paged_current_`, and current_
+  // holds no tensors.
+  std::optional<PagedKvLayout> paged_;
+  PagedLayerCallback on_paged_layer_;
+  PagedKvLayer paged_current_;
+  std::vector<float> scratch_;
 
   absl::Status error_;  // sticky: once a chunk is bad, the stream is
   int layers_done_ = 0;

@@ -49,11 +49,24 @@ absl::StatusOr<std::shared_ptr<KvReceiverService::SessionState>> KvReceiverServi
   const KvShape shape{static_cast<int>(header.num_layers()), static_cast<int64_t>(header.tokens()),
                       static_cast<int>(header.kv_heads()), static_cast<int>(header.head_dim())};
   SessionState* raw = state.get();
-  absl::StatusOr<KvAssembler> assembler =
-      KvAssembler::Create(shape, header.codec(), header.request_id(), [raw](KvLayer layer) {
-        raw->done.layers.push_back(std::move(layer));  // under raw->mu (AddChunk's caller)
-        return absl::OkStatus();
-      });
+  // The callbacks run under raw->mu (AddChunk's caller).
+  absl::StatusOr<KvAssembler> assembler;
+  if (options_.paged_layout) {
+    absl::StatusOr<PagedKvLayout> layout = options_.paged_layout(header);
+    if (!layout.ok()) return layout.status();
+    state->done.paged_layout = *layout;
+    assembler = KvAssembler::CreatePaged(shape, header.codec(), header.request_id(),
+                                         *std::move(layout), [raw](PagedKvLayer layer) {
+                                           raw->done.paged_layers.push_back(std::move(layer));
+                                           return absl::OkStatus();
+                                         });
+  } else {
+    assembler =
+        KvAssembler::Create(shape, header.codec(), header.request_id(), [raw](KvLayer layer) {
+          raw->done.layers.push_back(std::move(layer));
+          return absl::OkStatus();
+        });
+  }
   if (!assembler.ok()) return assembler.status();
   state->assembler = std::make_unique<KvAssembler>(*std::move(assembler));
   state->done.session_id = header.session_id();

@@ -12,20 +12,24 @@
 //
 // A completed session's KV is handed to on_complete; the session itself stays as a small record
 // (so a late reconnection of its pusher is told "complete"), an incomplete one until its pusher
-// resumes it. Not yet: assembly into paged blocks (vLLM layout), and expiry of sessions whose
-// pusher gave up.
+// resumes it. With Options::paged_layout set, a session's KV is assembled into paged blocks in
+// the vLLM layout instead ([num_blocks, block_size, kv_heads, head_dim] per layer, with the block
+// size and block table the decode node chooses for that session; client/paged_kv_layout.h) and
+// handed over in Session::paged_layers. Not yet: expiry of sessions whose pusher gave up.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "client/kv_assembler.h"
+#include "client/paged_kv_layout.h"
 #include "grpcpp/grpcpp.h"
 #include "sparsefill/v1/prefill_service.grpc.pb.h"
 
@@ -39,12 +43,20 @@ class KvReceiverService final : public v1::KvReceiver::Service {
     std::string request_id;
     KvShape shape;
     v1::KvCodec codec = v1::KV_CODEC_UNSPECIFIED;
-    std::vector<KvLayer> layers;  // decoded to float32, layer order
+    std::vector<KvLayer> layers;  // decoded to float32, layer order (empty when paged)
+    // With Options::paged_layout: each layer's K and V caches in `paged_layout` (else empty).
+    std::vector<PagedKvLayer> paged_layers;
+    std::optional<PagedKvLayout> paged_layout;
     v1::PrefillResult result;
   };
 
   struct Options {
     std::function<void(Session)> on_complete;
+    // Paged assembly: called once per session, when its first stream arrives, with the pushed
+    // header (shape, request id); returns the layout (block size, block table) to assemble that
+    // session into. An error status ends the stream with it (InvalidArgument for a bad block size
+    // or a too-small table). Unset: per-layer tensors.
+    std::function<absl::StatusOr<PagedKvLayout>(const v1::KvPushHeader& header)> paged_layout;
     // Fault injection for tests: called before a chunk is applied; returning true ends the
     // stream with UNAVAILABLE instead (as if the connection dropped).
     std::function<bool(const std::string& session_id, uint64_t sequence)> drop_before_chunk;

@@ -1,9 +1,10 @@
 # client/sdk.cmake: the gRPC half of client/ (included by client/CMakeLists.txt when
 # SPARSEFILL_BUILD_RPC is on).
 #
-# sparsefill_client     the C++ SDK a decode node links: PrefillClient, KvAssembler. It links the
-#                       proto and the kernels (KV decoders, CRC32C) but never the worker, so a
-#                       decode node does not carry the model runtime.
+# sparsefill_client     the C++ SDK a decode node links: PrefillClient, KvAssembler (per-layer
+#                       tensors or paged blocks), KvReceiverService. It links the proto and the
+#                       kernels (KV decoders, CRC32C) but never the worker, so a decode node
+#                       does not carry the model runtime.
 # sparsefill_cli_rpc    the `sparsefill prefill` and `sparsefill info` subcommands.
 find_package(gRPC CONFIG REQUIRED)  # imported targets are directory-scoped: find it here too
 
@@ -11,6 +12,7 @@ add_library(sparsefill_client
   ${CMAKE_CURRENT_LIST_DIR}/grpc_status.cc
   ${CMAKE_CURRENT_LIST_DIR}/kv_assembler.cc
   ${CMAKE_CURRENT_LIST_DIR}/kv_receiver.cc
+  ${CMAKE_CURRENT_LIST_DIR}/paged_kv_layout.cc
   ${CMAKE_CURRENT_LIST_DIR}/prefill_client.cc
 )
 target_include_directories(sparsefill_client PUBLIC ${PROJECT_SOURCE_DIR})

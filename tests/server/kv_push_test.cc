@@ -3,11 +3,13 @@
 // chunks (several times, at different chunks): the assembled KV still equals the pulled KV bit
 // for bit, every chunk is applied exactly once, and the caller gets the result only after the
 // receiver acknowledged everything. A receiver that never comes back, or that keeps dropping,
-// ends the call with UNAVAILABLE saying how far the delivery got.
+// ends the call with UNAVAILABLE saying how far the delivery got. A receiver with a paged layout
+// assembles the same KV into vLLM-layout blocks.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -42,8 +44,12 @@ class KvPushTest : public ::testing::Test {
 
   // Starts a receiver that drops the connection before the chunks `drop_at` says (once per
   // listed sequence, or always from `drop_from` on).
-  void StartReceiver(std::set<uint64_t> drop_at, uint64_t drop_from = UINT64_MAX) {
+  // With `paged_layout`, the receiver assembles paged blocks (client/paged_kv_layout.h).
+  void StartReceiver(std::set<uint64_t> drop_at, uint64_t drop_from = UINT64_MAX,
+                     std::function<absl::StatusOr<client::PagedKvLayout>(const v1::KvPushHeader&)>
+                         paged_layout = nullptr) {
     client::KvReceiverService::Options options;
+    options.paged_layout = std::move(paged_layout);
     options.on_complete = [this](client::KvReceiverService::Session s) {
       absl::MutexLock lock(&mu_);
       sessions_.push_back(std::move(s));
@@ -143,6 +149,59 @@ TEST_F(KvPushTest, DroppedConnectionsResumeAndThePushedKvEqualsThePulledKv) {
   }
   absl::MutexLock lock(&mu_);
   EXPECT_EQ(drops_, 4) << "the drops happened (during the first push)";
+}
+
+// The receiver assembles into paged blocks (vLLM layout, block size 16 over 300 tokens: the last
+// block is partial; a reversed block table with unused blocks between), through dropped
+// connections: each token's row sits at its block's slot, equal to the pulled KV; the rest is 0.
+TEST_F(KvPushTest, PagedAssemblyThroughDroppedConnectionsEqualsThePulledKv) {
+  constexpr int kBlockSize = 16;
+  constexpr int64_t kLogicalBlocks = (300 + kBlockSize - 1) / kBlockSize;  // 19
+  std::vector<int32_t> table;
+  for (int64_t i = 0; i < kLogicalBlocks; ++i) {
+    table.push_back(static_cast<int32_t>(2 * (kLogicalBlocks - 1 - i) + 1));
+  }
+  StartReceiver({1, 6}, UINT64_MAX, [&table](const v1::KvPushHeader& h) {
+    return client::PagedKvLayout::Create(static_cast<int64_t>(h.tokens()),
+                                         static_cast<int>(h.kv_heads()),
+                                         static_cast<int>(h.head_dim()), kBlockSize, table);
+  });
+  const v1::PrefillRequest pull_request = Request(v1::KV_CODEC_RAW_FP32);
+  const testing::PrefillStream pulled = testing::RunPrefill(*stub_, pull_request);
+  ASSERT_TRUE(pulled.status.ok()) << pulled.status.error_message();
+  const worker::ModelConfig& c = model_->config();
+  const testing::AssembledKv want =
+      testing::AssembleKv(pulled, c.num_layers, 300, c.num_kv_heads, c.head_dim);
+
+  v1::PrefillRequest push_request = pull_request;
+  push_request.mutable_kv_push()->set_endpoint(receiver_endpoint_);
+  push_request.mutable_kv_push()->set_session_id("session-paged");
+  const testing::PrefillStream pushed = testing::RunPrefill(*stub_, push_request);
+  ASSERT_TRUE(pushed.status.ok()) << pushed.status.error_message();
+
+  absl::MutexLock lock(&mu_);
+  EXPECT_EQ(drops_, 2);
+  ASSERT_EQ(sessions_.size(), 1u);
+  const client::KvReceiverService::Session& got = sessions_.back();
+  EXPECT_TRUE(got.layers.empty());
+  ASSERT_TRUE(got.paged_layout.has_value());
+  EXPECT_EQ(got.paged_layout->num_blocks(), 2 * kLogicalBlocks);
+  ASSERT_EQ(got.paged_layers.size(), static_cast<size_t>(c.num_layers));
+  const int64_t row = static_cast<int64_t>(c.num_kv_heads) * c.head_dim;
+  for (int l = 0; l < c.num_layers; ++l) {
+    std::vector<float> k(2 * kLogicalBlocks * kBlockSize * row, 0.0f), v(k.size(), 0.0f);
+    for (int64_t t = 0; t < 300; ++t) {
+      const int64_t at = (table[t / kBlockSize] * int64_t{kBlockSize} + t % kBlockSize) * row;
+      std::memcpy(&k[at], &want.k[l][t * row], row * sizeof(float));
+      std::memcpy(&v[at], &want.v[l][t * row], row * sizeof(float));
+    }
+    ASSERT_EQ(got.paged_layers[l].k.size(), k.size());
+    ASSERT_EQ(got.paged_layers[l].v.size(), v.size());
+    EXPECT_EQ(std::memcmp(got.paged_layers[l].k.data(), k.data(), k.size() * 4), 0)
+        << "K layer " << l;
+    EXPECT_EQ(std::memcmp(got.paged_layers[l].v.data(), v.data(), v.size() * 4), 0)
+        << "V layer " << l;
+  }
 }
 
 TEST_F(KvPushTest, AReceiverThatNeverComesBackIsUnavailableWithTheProgress) {
