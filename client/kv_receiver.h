@@ -55,7 +55,8 @@ class KvReceiverService final : public v1::KvReceiver::Service {
     // Paged assembly: called once per session, when its first stream arrives, with the pushed
     // header (shape, request id); returns the layout (block size, block table) to assemble that
     // session into. An error status ends the stream with it (InvalidArgument for a bad block size
-    // or a too-small table). Unset: per-layer tensors.
+    // or a too-small table). Unset: per-layer tensors. Called under the receiver's lock: keep it
+    // quick.
     std::function<absl::StatusOr<PagedKvLayout>(const v1::KvPushHeader& header)> paged_layout;
     // Fault injection for tests: called before a chunk is applied; returning true ends the
     // stream with UNAVAILABLE instead (as if the connection dropped).

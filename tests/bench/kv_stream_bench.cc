@@ -40,6 +40,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "client/cli/arg_parser.h"
 #include "grpcpp/grpcpp.h"
 #include "kernels/kvcodec/crc32c.h"
 #include "kernels/kvcodec/kv_codec.h"
@@ -50,14 +53,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The flags' values (defaults in Flags()).
 struct Options {
-  int64_t bytes_per_stream = int64_t{2} << 30;
-  int64_t max_chunk_bytes = int64_t{1} << 20;  // the server's default (request_validation.h)
-  int kv_heads = 8;                            // llama3-8b
-  int head_dim = 128;
-  int streams = 8;
-  double time_limit_s = 20;  // per run of a case
-  int repeats = 3;           // runs per case; the table shows the median
+  int64_t bytes_per_stream = 0;
+  int64_t max_chunk_bytes = 0;  // the server's default is 1 MiB (request_validation.h)
+  int kv_heads = 0;             // 8 x 128: llama3-8b
+  int head_dim = 0;
+  int streams = 0;
+  double time_limit_s = 0;  // per run of a case
+  int repeats = 0;          // runs per case; the table shows the median
 };
 
 // The chunk every message carries: `tokens` tokens of RAW_BF16 K and V.
@@ -400,48 +404,46 @@ void PrintRow(const Case& c, const Case* tcp) {
               !error.empty() ? error.c_str() : (r.complete ? "all bytes" : "time limit"));
 }
 
+const std::vector<cli::FlagSpec>& Flags() {
+  static const std::vector<cli::FlagSpec> flags = {
+      {"bytes-per-stream", "B", "KV payload bytes each stream carries", "2147483648"},
+      {"max-chunk-bytes", "B", "largest chunk payload (the server's default)", "1048576"},
+      {"kv-heads", "H", "KV heads per chunk", "8"},
+      {"head-dim", "D", "head dimension", "128"},
+      {"streams", "N", "concurrent streams (and TCP connections) of the N-stream rows", "8"},
+      {"time-limit", "S", "seconds after which a run stops reading", "20"},
+      {"repeats", "R", "runs per case, interleaved; the table shows the median", "3"},
+  };
+  return flags;
+}
+
 int Main(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--bytes-per-stream") {
-      o.bytes_per_stream = std::atoll(value().c_str());
-    } else if (a == "--max-chunk-bytes") {
-      o.max_chunk_bytes = std::atoll(value().c_str());
-    } else if (a == "--kv-heads") {
-      o.kv_heads = std::atoi(value().c_str());
-    } else if (a == "--head-dim") {
-      o.head_dim = std::atoi(value().c_str());
-    } else if (a == "--streams") {
-      o.streams = std::atoi(value().c_str());
-    } else if (a == "--time-limit") {
-      o.time_limit_s = std::atof(value().c_str());
-    } else if (a == "--repeats") {
-      o.repeats = std::atoi(value().c_str());
-    } else {
-      std::fprintf(
-          stderr,
-          "usage: kv_stream_bench [--bytes-per-stream B (2 GiB)] [--max-chunk-bytes B (1 MiB, the "
-          "server's default)]\n"
-          "                       [--kv-heads H (8)] [--head-dim D (128)] [--streams N (8)]\n"
-          "                       [--time-limit S (20, per run)] [--repeats R (3)]\n"
-          "KV bytes per second over gRPC on 127.0.0.1 (an in-process PrefillService streaming\n"
-          "RAW_BF16 KvChunk messages cut as the server cuts them; no model runs) beside raw TCP\n"
-          "send/recv of the same bytes in the same chunk size; 1 stream and N concurrent.\n");
-      return a == "--help" ? 0 : 2;
-    }
+  constexpr char kUsage[] = "kv_stream_bench [flags]";
+  constexpr char kDescription[] =
+      "KV bytes per second over gRPC on 127.0.0.1 (an in-process PrefillService streaming\n"
+      "RAW_BF16 KvChunk messages cut as the server cuts them; no model runs) beside raw TCP\n"
+      "send/recv of the same bytes in the same chunk size; 1 stream and N concurrent.";
+  absl::StatusOr<cli::ParsedFlags> flags =
+      cli::ParseFlags(std::vector<std::string>(argv + 1, argv + argc), Flags());
+  if (!flags.ok()) {
+    std::fprintf(stderr, "kv_stream_bench: %s\n", std::string(flags.status().message()).c_str());
+    return 2;
   }
-  if (o.bytes_per_stream < 1 || o.max_chunk_bytes < 1 || o.kv_heads < 1 || o.head_dim < 1 ||
-      o.streams < 1 || !(o.time_limit_s > 0) || o.repeats < 1) {
-    std::fprintf(stderr,
-                 "kv_stream_bench: sizes, streams, repeats and the time limit must be positive\n");
+  if (flags->Has("help")) {
+    std::printf("%s", cli::FormatHelp(kUsage, kDescription, Flags()).c_str());
+    return 0;
+  }
+  Options o;
+  const bool parsed = absl::SimpleAtoi(flags->Get("bytes-per-stream"), &o.bytes_per_stream) &&
+                      absl::SimpleAtoi(flags->Get("max-chunk-bytes"), &o.max_chunk_bytes) &&
+                      absl::SimpleAtoi(flags->Get("kv-heads"), &o.kv_heads) &&
+                      absl::SimpleAtoi(flags->Get("head-dim"), &o.head_dim) &&
+                      absl::SimpleAtoi(flags->Get("streams"), &o.streams) &&
+                      absl::SimpleAtod(flags->Get("time-limit"), &o.time_limit_s) &&
+                      absl::SimpleAtoi(flags->Get("repeats"), &o.repeats);
+  if (!parsed || o.bytes_per_stream < 1 || o.max_chunk_bytes < 1 || o.kv_heads < 1 ||
+      o.head_dim < 1 || o.streams < 1 || !(o.time_limit_s > 0) || o.repeats < 1) {
+    std::fprintf(stderr, "kv_stream_bench: every flag takes a positive number (see --help)\n");
     return 2;
   }
 

@@ -88,6 +88,26 @@ class KvPushTest : public ::testing::Test {
     return r;
   }
 
+  // Runs Request(codec) pulled (the reference KV, reassembled into `want`), then the same request
+  // pushed to the receiver as `session_id`; both must succeed.
+  struct PullThenPushResult {
+    testing::PrefillStream pulled, pushed;
+    testing::AssembledKv want;
+  };
+  void PullThenPush(v1::KvCodec codec, const std::string& session_id, PullThenPushResult* out) {
+    const v1::PrefillRequest pull_request = Request(codec);
+    out->pulled = testing::RunPrefill(*stub_, pull_request);
+    ASSERT_TRUE(out->pulled.status.ok()) << out->pulled.status.error_message();
+    const worker::ModelConfig& c = model_->config();
+    out->want = testing::AssembleKv(out->pulled, c.num_layers, 300, c.num_kv_heads, c.head_dim);
+
+    v1::PrefillRequest push_request = pull_request;
+    push_request.mutable_kv_push()->set_endpoint(receiver_endpoint_);
+    push_request.mutable_kv_push()->set_session_id(session_id);
+    out->pushed = testing::RunPrefill(*stub_, push_request);
+    ASSERT_TRUE(out->pushed.status.ok()) << out->pushed.status.error_message();
+  }
+
   std::shared_ptr<const worker::Model> model_;
   std::unique_ptr<PrefillServer> server_;
   std::unique_ptr<v1::PrefillService::Stub> stub_;
@@ -106,20 +126,14 @@ TEST_F(KvPushTest, DroppedConnectionsResumeAndThePushedKvEqualsThePulledKv) {
   StartReceiver(drop_at);
   for (v1::KvCodec codec : {v1::KV_CODEC_RAW_FP32, v1::KV_CODEC_LOSSLESS}) {
     SCOPED_TRACE(v1::KvCodec_Name(codec));
-    const v1::PrefillRequest pull_request = Request(codec);
-    const testing::PrefillStream pulled = testing::RunPrefill(*stub_, pull_request);
-    ASSERT_TRUE(pulled.status.ok()) << pulled.status.error_message();
-    const worker::ModelConfig& c = model_->config();
-    const testing::AssembledKv want =
-        testing::AssembleKv(pulled, c.num_layers, 300, c.num_kv_heads, c.head_dim);
-
-    v1::PrefillRequest push_request = pull_request;
-    push_request.mutable_kv_push()->set_endpoint(receiver_endpoint_);
-    push_request.mutable_kv_push()->set_session_id(absl::StrCat("session-", codec));
-    const int64_t streams_before = receiver_->streams_opened();
+    const int64_t streams_before = receiver_->streams_opened();  // the pull does not touch them
     const int64_t applied_before = receiver_->chunks_applied();
-    const testing::PrefillStream pushed = testing::RunPrefill(*stub_, push_request);
-    ASSERT_TRUE(pushed.status.ok()) << pushed.status.error_message();
+    PullThenPushResult run;
+    ASSERT_NO_FATAL_FAILURE(PullThenPush(codec, absl::StrCat("session-", codec), &run));
+    const testing::PrefillStream& pulled = run.pulled;
+    const testing::PrefillStream& pushed = run.pushed;
+    const testing::AssembledKv& want = run.want;
+    const worker::ModelConfig& c = model_->config();
     EXPECT_TRUE(pushed.chunks().empty()) << "push mode sends no KV on the Prefill stream";
     ASSERT_NE(pushed.result(), nullptr);
     const uint64_t total = pulled.chunks().size();
@@ -166,18 +180,10 @@ TEST_F(KvPushTest, PagedAssemblyThroughDroppedConnectionsEqualsThePulledKv) {
                                          static_cast<int>(h.kv_heads()),
                                          static_cast<int>(h.head_dim()), kBlockSize, table);
   });
-  const v1::PrefillRequest pull_request = Request(v1::KV_CODEC_RAW_FP32);
-  const testing::PrefillStream pulled = testing::RunPrefill(*stub_, pull_request);
-  ASSERT_TRUE(pulled.status.ok()) << pulled.status.error_message();
+  PullThenPushResult run;
+  ASSERT_NO_FATAL_FAILURE(PullThenPush(v1::KV_CODEC_RAW_FP32, "session-paged", &run));
+  const testing::AssembledKv& want = run.want;
   const worker::ModelConfig& c = model_->config();
-  const testing::AssembledKv want =
-      testing::AssembleKv(pulled, c.num_layers, 300, c.num_kv_heads, c.head_dim);
-
-  v1::PrefillRequest push_request = pull_request;
-  push_request.mutable_kv_push()->set_endpoint(receiver_endpoint_);
-  push_request.mutable_kv_push()->set_session_id("session-paged");
-  const testing::PrefillStream pushed = testing::RunPrefill(*stub_, push_request);
-  ASSERT_TRUE(pushed.status.ok()) << pushed.status.error_message();
 
   absl::MutexLock lock(&mu_);
   EXPECT_EQ(drops_, 2);
