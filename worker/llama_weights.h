@@ -12,14 +12,14 @@
 namespace sparsefill::worker {
 
 struct LlamaLayerWeights {
-  std::unique_ptr<BackendBuffer> input_norm;           // [1, hidden]
-  std::unique_ptr<BackendBuffer> wq;                   // [heads * head_dim, hidden]
-  std::unique_ptr<BackendBuffer> wk;                   // [kv_heads * head_dim, hidden]
-  std::unique_ptr<BackendBuffer> wv;                   // [kv_heads * head_dim, hidden]
-  std::unique_ptr<BackendBuffer> bq;                   // [1, heads * head_dim]; null without q/k/v bias
-  std::unique_ptr<BackendBuffer> bk;                   // [1, kv_heads * head_dim]
-  std::unique_ptr<BackendBuffer> bv;                   // [1, kv_heads * head_dim]
-  std::unique_ptr<BackendBuffer> wo;                   // [hidden, heads * head_dim]
+  std::unique_ptr<BackendBuffer> input_norm;  // [1, hidden]
+  std::unique_ptr<BackendBuffer> wq;          // [heads * head_dim, hidden]
+  std::unique_ptr<BackendBuffer> wk;          // [kv_heads * head_dim, hidden]
+  std::unique_ptr<BackendBuffer> wv;          // [kv_heads * head_dim, hidden]
+  std::unique_ptr<BackendBuffer> bq;          // [1, heads * head_dim]; null without q/k/v bias
+  std::unique_ptr<BackendBuffer> bk;          // [1, kv_heads * head_dim]
+  std::unique_ptr<BackendBuffer> bv;          // [1, kv_heads * head_dim]
+  std::unique_ptr<BackendBuffer> wo;          // [hidden, heads * head_dim]
   std::unique_ptr<BackendBuffer> post_attention_norm;  // [1, hidden]
   std::unique_ptr<BackendBuffer> w_gate;               // [intermediate, hidden]
   std::unique_ptr<BackendBuffer> w_up;                 // [intermediate, hidden]

@@ -30,7 +30,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const ModelLoadOptions& optio
                         MakeRandomLlamaWeights(model->config_, options.random_seed, *model->backend_));
     model->name_ = options.model_dir;
   } else if (absl::StartsWith(options.model_dir, kGgufModelPrefix) ||
-             (absl::EndsWith(options.model_dir, ".gguf") && fs::is_regular_file(options.model_dir))) {
+             (absl::EndsWith(options.model_dir, ".gguf") &&
+              fs::is_regular_file(options.model_dir))) {
     absl::string_view prefixed = options.model_dir;
     absl::ConsumePrefix(&prefixed, kGgufModelPrefix);
     const std::string path(prefixed);

@@ -140,8 +140,9 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const JsonValue& json) {
   const JsonValue* type = json.Find("model_type");
   if (type != nullptr && type->is_string()) c.model_type = type->as_string();
   if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2") {
-    return FieldError("model_type", absl::StrCat("is '", c.model_type,
-                                                 "': supported are 'llama', 'mistral' and 'qwen2'"));
+    return FieldError(
+        "model_type",
+        absl::StrCat("is '", c.model_type, "': supported are 'llama', 'mistral' and 'qwen2'"));
   }
   c.qkv_bias = c.model_type == "qwen2";
   const JsonValue* act = json.Find("hidden_act");
@@ -229,12 +230,11 @@ absl::StatusOr<ModelConfig> ModelConfig::FromFile(const std::string& path) {
 }
 
 std::string ModelConfig::Summary() const {
-  return absl::StrCat(model_type, ": ", num_layers, " layers, hidden ", hidden_size, ", ",
-                      num_heads, " query / ", num_kv_heads, " KV heads x ", head_dim, ", MLP ",
-                      intermediate_size, ", vocab ", vocab_size, ", RoPE ",
-                      rope.type == kernels::RopeSpec::Type::kLlama3 ? "llama3" : "default",
-                      " theta ", rope.theta, tie_word_embeddings ? ", tied embeddings" : "",
-                      qkv_bias ? ", q/k/v bias" : "");
+  return absl::StrCat(
+      model_type, ": ", num_layers, " layers, hidden ", hidden_size, ", ", num_heads, " query / ",
+      num_kv_heads, " KV heads x ", head_dim, ", MLP ", intermediate_size, ", vocab ", vocab_size,
+      ", RoPE ", rope.type == kernels::RopeSpec::Type::kLlama3 ? "llama3" : "default", " theta ",
+      rope.theta, tie_word_embeddings ? ", tied embeddings" : "", qkv_bias ? ", q/k/v bias" : "");
 }
 
 absl::StatusOr<std::string> ReadTextFile(const std::string& path) {

@@ -12,9 +12,9 @@
 #include "tests/worker/gguf_golden.h"
 #include "tests/worker/gguf_writer.h"
 #include "worker/gguf_file.h"
+#include "worker/safetensors.h"
 #include "worker/tokenizer/byte_level.h"
 #include "worker/tokenizer/gguf_tokenizer.h"
-#include "worker/safetensors.h"
 #include "worker/weight_source.h"
 
 namespace sparsefill {
@@ -169,7 +169,8 @@ TEST_F(RunCommandTest, ErrorsAreClearAndLeaveNoFile) {
 // + each letter and letter pairs as merges, the last token a control token.
 void AddSyntheticTokenizer(testing::GgufWriter& w, int vocab) {
   std::vector<std::string> tokens;
-  for (int b = 0; b < 256; ++b) tokens.push_back(worker::BytesToByteLevel(std::string(1, static_cast<char>(b))));
+  for (int b = 0; b < 256; ++b)
+    tokens.push_back(worker::BytesToByteLevel(std::string(1, static_cast<char>(b))));
   std::vector<std::string> merges;
   const std::string space = worker::BytesToByteLevel(" ");
   for (char a = 'a'; a <= 'z' && static_cast<int>(tokens.size()) < vocab - 1; ++a) {
@@ -233,9 +234,8 @@ TEST_F(RunCommandTest, GgufModelTakesTextThroughItsTokenizer) {
 TEST_F(RunCommandTest, HelpDescribesEveryFlag) {
   const auto r = RunCli("run --help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* flag :
-       {"--model", "--tokens", "--text", "--text-file", "--save-kv", "--backend", "--attention",
-        "--pattern-config"}) {
+  for (const char* flag : {"--model", "--tokens", "--text", "--text-file", "--save-kv", "--backend",
+                           "--attention", "--pattern-config"}) {
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
   }
   const auto top = RunCli("--help");
