@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(DenseSm90Config<kHeadDim>::kThreads, 1)
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw = SharedAddress(smem_raw);
   uint8_t* smem = smem_raw + (((raw + 1023u) & ~1023u) - raw);
-  const DenseSm90Smem<Cfg> sm{SharedAddress(smem)};
+  const DenseSm90Smem<Cfg> sm = DenseSm90Smem<Cfg>::At(SharedAddress(smem));
 
   const DenseWorkTile w = Scheduler::Get(p, blockIdx.x);
   const int warpgroup = threadIdx.x / 128;

@@ -24,15 +24,18 @@
 #include "kernels/attention/cuda/dense_sm90_scheduler.cuh"
 #include "kernels/attention/cuda/index_ptx.cuh"
 #include "kernels/attention/cuda/index_wgmma.cuh"
+#include "kernels/attention/cuda/kv_ring_barriers.cuh"
 #include "kernels/attention/cuda/mma_sm80.cuh"
 #include "kernels/attention/cuda/wgmma_attention_math.cuh"
 #include "kernels/attention/cuda/wgmma_sm90.cuh"
 
 namespace sparsefill::kernels::cuda {
 
-// Shared-memory addresses (shared window, 1024-aligned base) of the tiles and barriers.
+// Shared-memory addresses (shared window, 1024-aligned base) of the tiles; the barriers follow
+// them (kv_ring_barriers.cuh).
 template <class Cfg>
-struct DenseSm90Smem {
+struct DenseSm90Smem : KvRingBarriers<Cfg::kStages> {
+  static_assert(KvRingBarriers<Cfg::kStages>::kCount == Cfg::kBarriers, "the planned barriers");
   uint32_t base;
   __device__ uint32_t q() const { return base + Cfg::kSmemQ; }  // [kColumnBlocks][kBlockM][64]
   __device__ uint32_t k(int s) const {                           // [kColumnBlocks][kBlockN][64]
@@ -41,23 +44,12 @@ struct DenseSm90Smem {
   __device__ uint32_t v(int s) const {  // [kColumnBlocks][kBlockN][64]
     return base + Cfg::kSmemV + s * Cfg::kKVTileBytes;
   }
-  __device__ uint32_t bar(int i) const { return base + Cfg::kSmemBarriers + 8 * i; }
-  __device__ uint32_t q_full() const { return bar(0); }
-  __device__ uint32_t k_full(int s) const { return bar(1 + s); }
-  __device__ uint32_t k_empty(int s) const { return bar(1 + Cfg::kStages + s); }
-  __device__ uint32_t v_full(int s) const { return bar(1 + 2 * Cfg::kStages + s); }
-  __device__ uint32_t v_empty(int s) const { return bar(1 + 3 * Cfg::kStages + s); }
-
-  // One thread, before the CTA barrier that publishes them.
+  __device__ static DenseSm90Smem At(uint32_t base) {
+    return DenseSm90Smem{{base + Cfg::kSmemBarriers}, base};
+  }
+  // Each consumer warpgroup releases a stage once.
   __device__ void InitBarriers() const {
-    sm90::MbarInit(q_full(), 1);
-    for (int s = 0; s < Cfg::kStages; ++s) {
-      sm90::MbarInit(k_full(s), 1);
-      sm90::MbarInit(k_empty(s), Cfg::kConsumers);
-      sm90::MbarInit(v_full(s), 1);
-      sm90::MbarInit(v_empty(s), Cfg::kConsumers);
-    }
-    sm90::FenceBarrierInit();
+    KvRingBarriers<Cfg::kStages>::InitBarriers(Cfg::kConsumers, Cfg::kConsumers);
   }
 };
 

@@ -30,7 +30,7 @@ __global__ void __launch_bounds__(SparseSm90Config<kHeadDim>::kThreads,
   extern __shared__ uint8_t smem_raw[];
   const uint32_t raw = SharedAddress(smem_raw);
   uint8_t* smem = smem_raw + (((raw + 1023u) & ~1023u) - raw);
-  const SparseSm90Smem<Cfg> sm{SharedAddress(smem), smem};
+  const SparseSm90Smem<Cfg> sm = SparseSm90Smem<Cfg>::At(SharedAddress(smem), smem);
 
   const SparseWorkTile w = GetSparseWorkTile(p, blockIdx.x);
   // Dense heads ran on the dense wgmma kernel (uniform over the CTA, before any barrier).

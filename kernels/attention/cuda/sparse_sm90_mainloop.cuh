@@ -24,6 +24,7 @@
 #include "kernels/attention/cuda/index_ptx.cuh"
 #include "kernels/attention/cuda/index_wgmma.cuh"
 #include "kernels/attention/cuda/key_tiles.cuh"
+#include "kernels/attention/cuda/kv_ring_barriers.cuh"
 #include "kernels/attention/cuda/mma_sm80.cuh"
 #include "kernels/attention/cuda/sparse_sm90_config.cuh"
 #include "kernels/attention/cuda/sparse_sm90_params.cuh"
@@ -57,9 +58,11 @@ __device__ inline SparseWorkTile GetSparseWorkTile(const AttentionParams& p, uin
   return w;
 }
 
-// Shared-memory addresses (shared window, 1024-aligned base) and the generic view of the meta.
+// Shared-memory addresses (shared window, 1024-aligned base) of the tiles and the meta (also as
+// a generic pointer); the barriers follow them (kv_ring_barriers.cuh).
 template <class Cfg>
-struct SparseSm90Smem {
+struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
+  static_assert(KvRingBarriers<Cfg::kStages>::kCount == Cfg::kBarriers, "the planned barriers");
   uint32_t base;
   uint8_t* generic;  // the same window as a generic pointer (meta reads and writes)
   __device__ uint32_t q() const { return base + Cfg::kSmemQ; }
@@ -76,22 +79,12 @@ struct SparseSm90Smem {
     return reinterpret_cast<uint64_t*>(generic + Cfg::kSmemMeta + s * Cfg::kMetaBytes +
                                        Cfg::kMetaCovered);
   }
-  __device__ uint32_t bar(int i) const { return base + Cfg::kSmemBarriers + 8 * i; }
-  __device__ uint32_t q_full() const { return bar(0); }
-  __device__ uint32_t k_full(int s) const { return bar(1 + s); }
-  __device__ uint32_t k_empty(int s) const { return bar(1 + Cfg::kStages + s); }
-  __device__ uint32_t v_full(int s) const { return bar(1 + 2 * Cfg::kStages + s); }
-  __device__ uint32_t v_empty(int s) const { return bar(1 + 3 * Cfg::kStages + s); }
-
+  __device__ static SparseSm90Smem At(uint32_t base, uint8_t* generic) {
+    return SparseSm90Smem{{base + Cfg::kSmemBarriers}, base, generic};
+  }
+  // Each consumer warp releases a K stage (it read the stage's meta), one thread a V stage.
   __device__ void InitBarriers() const {
-    sm90::MbarInit(q_full(), 1);
-    for (int s = 0; s < Cfg::kStages; ++s) {
-      sm90::MbarInit(k_full(s), 1);
-      sm90::MbarInit(k_empty(s), Cfg::kConsumerWarps);
-      sm90::MbarInit(v_full(s), 1);
-      sm90::MbarInit(v_empty(s), 1);
-    }
-    sm90::FenceBarrierInit();
+    KvRingBarriers<Cfg::kStages>::InitBarriers(Cfg::kConsumerWarps, 1);
   }
 };
 
