@@ -315,6 +315,15 @@ class CudaBackend : public Backend {
     return absl::OkStatus();
   }
 
+  absl::Status AddBias(Tensor2D x, const Tensor2D& bias) override {
+    if (x.rows == 0) return absl::OkStatus();  // the "has the op" probe
+    if (bias.rows != 1 || bias.cols != x.cols) return ShapeMismatch("AddBias", x, bias);
+    SF_RETURN_IF_ERROR(timer_.Mark(Stage::kLinear, stream_));
+    SF_CUDA_RETURN_IF_ERROR(kc::AddRowBias(Bf16(x), Bf16(bias), x.rows, x.cols, stream_),
+                            "q/k/v bias");
+    return absl::OkStatus();
+  }
+
   absl::Status Attention(const Tensor2D& q, const Tensor2D& k, const Tensor2D& v,
                          const kernels::AttentionShape& shape, std::span<const HeadPattern> patterns,
                          Tensor2D out, AttentionStats* stats) override {

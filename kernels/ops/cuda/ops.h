@@ -84,6 +84,11 @@ cudaError_t SwiGluFused(const __nv_bfloat16* gate_up, int64_t rows, int64_t inte
 //   acc, x: [n] bf16; x may be acc (no other overlap).
 cudaError_t AddInPlace(__nv_bfloat16* acc, const __nv_bfloat16* x, int64_t n, cudaStream_t stream);
 
+// x[r, c] = bf16(x[r, c] + bias[c]) for every row (float32 add, one rounding): Qwen2's q/k/v
+// biases. x: [rows, cols] bf16; bias: [cols] bf16, not overlapping x.
+cudaError_t AddRowBias(__nv_bfloat16* x, const __nv_bfloat16* bias, int64_t rows, int64_t cols,
+                       cudaStream_t stream);
+
 // Element type conversions of device arrays ([n] in, [n] out; must not overlap). To bf16 rounds
 // to nearest even, as kernels::FloatToBf16 (../numeric.h); to float is exact.
 cudaError_t ConvertFloatToBf16(const float* in, int64_t n, __nv_bfloat16* out, cudaStream_t stream);

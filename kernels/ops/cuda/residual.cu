@@ -39,7 +39,49 @@ struct AddOp {
   }
 };
 
+// x[r, c] += bias[c]: Qwen2's q/k/v projection biases.
+template <int kW>
+struct AddRowBiasOp {
+  static constexpr int kWidth = kW;
+  bf16* x;           // [rows, cols], read and written
+  const bf16* bias;  // [cols]
+  int64_t cols;
+
+  struct Loaded {
+    Vec<bf16, kW> x, b;
+  };
+  __device__ Loaded Load(int64_t row, int64_t col) const {
+    return {ops_detail::Load<kW>(x + row * cols + col), ops_detail::Load<kW>(bias + col)};
+  }
+  __device__ void Store(int64_t row, int64_t col, const Loaded& in) const {
+    float a[kW], b[kW];
+    ops_detail::ToF32(in.x, a);
+    ops_detail::ToF32(in.b, b);
+#pragma unroll
+    for (int j = 0; j < kW; ++j) a[j] += b[j];
+    ops_detail::Store<kW>(x + row * cols + col, ops_detail::FromF32<bf16>(a));
+  }
+};
+
 }  // namespace
+
+cudaError_t AddRowBias(bf16* x, const bf16* bias, int64_t rows, int64_t cols, cudaStream_t stream) {
+  if (rows < 0 || cols < 0) return cudaErrorInvalidValue;
+  if (rows == 0 || cols == 0) return cudaSuccess;
+  if (x == nullptr || bias == nullptr) return cudaErrorInvalidValue;
+  const size_t x_bytes = static_cast<size_t>(rows * cols) * sizeof(bf16);
+  if (ops_detail::Overlaps(x, x_bytes, bias, static_cast<size_t>(cols) * sizeof(bf16))) {
+    return cudaErrorInvalidValue;
+  }
+  const bool vectors = cols % ops_detail::kBf16PerVector == 0 &&
+                       ops_detail::IsAligned(x, ops_detail::kVectorBytes) &&
+                       ops_detail::IsAligned(bias, ops_detail::kVectorBytes);
+  if (vectors) {
+    return ops_detail::LaunchElementwise(
+        AddRowBiasOp<ops_detail::kBf16PerVector>{x, bias, cols}, rows, cols, stream);
+  }
+  return ops_detail::LaunchElementwise(AddRowBiasOp<1>{x, bias, cols}, rows, cols, stream);
+}
 
 cudaError_t AddInPlace(bf16* acc, const bf16* x, int64_t n, cudaStream_t stream) {
   if (n < 0) return cudaErrorInvalidValue;

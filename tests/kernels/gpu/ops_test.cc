@@ -566,6 +566,28 @@ TEST(CudaOps, AddInPlaceIsOneRoundedFloatAdd) {
   }
 }
 
+// Qwen2's q/k/v biases: every row gets the bias row, one rounded float add per element; widths
+// that take the 16-byte vector path (multiples of 8) and ones that do not.
+TEST(CudaOps, AddRowBiasIsOneRoundedFloatAddPerRow) {
+  SF_SKIP_WITHOUT_GPU();
+  for (const int64_t rows : {int64_t{1}, int64_t{7}, int64_t{70000}}) {
+    for (const int64_t cols : {int64_t{3}, int64_t{64}, int64_t{896}, int64_t{1000}}) {
+      if (rows * cols > 8'000'000) continue;
+      SCOPED_TRACE("rows " + std::to_string(rows) + ", cols " + std::to_string(cols));
+      const std::vector<float> x = RandomBf16(rows * cols, 2.0f), bias = RandomBf16(cols);
+      Bf16Buffer d_x(rows * cols), d_bias(cols);
+      SF_CUDA_ASSERT(d_x.Upload(x));
+      SF_CUDA_ASSERT(d_bias.Upload(bias));
+      SF_CUDA_ASSERT(cuda::AddRowBias(d_x.get(), d_bias.get(), rows, cols, nullptr));
+      SF_SYNC();
+      std::vector<float> want = x;
+      for (int64_t r = 0; r < rows; ++r) AddInPlaceRef(want.data() + r * cols, bias.data(), cols);
+      ExpectSameBits(d_x.DownloadBits(), RoundToBf16(want));
+      EXPECT_TRUE(d_x.GuardIntact());
+    }
+  }
+}
+
 TEST(CudaOps, ConvertFloatToBf16RoundsLikeTheHost) {
   SF_SKIP_WITHOUT_GPU();
   // Random magnitudes over the whole exponent range, ties, specials, subnormals; an odd length
@@ -795,6 +817,10 @@ TEST(CudaOps, InvalidArgumentsAreRejectedBeforeAnyLaunch) {
   EXPECT_EQ(cuda::AddInPlace(p, p + 1, 64, nullptr), kInvalid);
   EXPECT_EQ(cuda::AddInPlace(p, q, -1, nullptr), kInvalid);
   EXPECT_EQ(cuda::AddInPlace(p, q, 0, nullptr), cudaSuccess);
+  EXPECT_EQ(cuda::AddRowBias(p, p + 3, 2, 8, nullptr), kInvalid);  // bias inside x
+  EXPECT_EQ(cuda::AddRowBias(p, q, -1, 8, nullptr), kInvalid);
+  EXPECT_EQ(cuda::AddRowBias(nullptr, q, 2, 8, nullptr), kInvalid);
+  EXPECT_EQ(cuda::AddRowBias(p, q, 0, 8, nullptr), cudaSuccess);
 
   EXPECT_EQ(
       cuda::ConvertFloatToBf16(f, 64, reinterpret_cast<bf16*>(const_cast<float*>(f)), nullptr),

@@ -85,6 +85,31 @@ TEST(CudaBackend, GoldenModelWithinTwicePyTorchBf16Error) {
   EXPECT_GT(out->peak_device_bytes, 0);
 }
 
+// Qwen2 (q/k/v biases, AddRowBias) on the GPU against transformers' float32 golden. The golden
+// has no bf16 reference run, so the budget is the Llama golden's order of bf16 error (~1.5e-2 on
+// the logits there) with margin; a missing or misplaced bias moves the logits far more.
+TEST(CudaBackend, Qwen2WithBiasesMatchesTransformers) {
+  SF_SKIP_WITHOUT_GPU();
+  const std::string dir = TestDataDir() + "/tiny-qwen2";
+  auto model = Load(dir, /*cuda=*/true);
+  ASSERT_NE(model, nullptr);
+  auto golden = SafetensorsFile::Open(dir + "/golden.safetensors").value();
+  const JsonValue meta = ParseJson(ReadTextFile(dir + "/meta.json").value()).value();
+  testing::KvCollector kv;
+  PrefillOptions options;
+  options.kv_sink = &kv;
+  auto out = model->Prefill(GoldenTokens(*golden), options);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const int last = model->config().num_layers - 1;
+  const double k_err =
+      testing::RelativeError(kv.k[last], Tensor(*golden, "layer." + std::to_string(last) + ".k"));
+  const double logits_err = testing::RelativeError(out->logits_last, Tensor(*golden, "logits_last"));
+  std::printf("tiny-qwen2 via CUDA: last-layer K rel err %.4g, logits %.4g\n", k_err, logits_err);
+  EXPECT_LE(k_err, 3e-2);
+  EXPECT_LE(logits_err, 3e-2);
+  EXPECT_EQ(out->first_token, meta.Find("argmax_fp32")->as_int());
+}
+
 // CUDA (bf16) against the CPU backend (float32) on the same model and prompt: dense and each
 // sparse pattern. The embedded model (head_dim 64: the GPU pattern estimation needs 64 or 128)
 // has the same seeded weights on both. Dense must agree to bf16 accuracy. A sparse pattern is
