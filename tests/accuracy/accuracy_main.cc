@@ -12,8 +12,14 @@
 // splits digits: one token each). The prefill runs dense or with each config; the decode steps
 // after it attend densely to the KV it produced, as a decode node would.
 //
+// With --codecs, the decode side also runs on compressed KV: the prefill's KV goes through each
+// codec's CPU encoder and decoder (chunked as the server chunks it) and the same decode step runs
+// on the decoded KV: next-token top-1 agreement and logits error against the exact KV, after the
+// prompts' prefills and at every decode step of the passkey probe (a codec keeps the key when each
+// of its decode steps picks the exact KV's token: the prefills in between see the same ids).
+//
 // Prints a Markdown report; --json writes one JSON row per (prompt, config) with the per-layer
-// recall.
+// recall, and one per (prompt, config, codec).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -32,6 +38,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "tests/accuracy/kv_codec_roundtrip.h"
 #include "tests/accuracy/pattern_search.h"
 #include "tests/accuracy/recall_probe_backend.h"
 #include "tests/worker/kv_collector.h"
@@ -68,6 +75,12 @@ ABSL_FLAG(std::string, passkey_depths, "0.1,0.5,0.9",
           "passkey probe: depths (fraction of the filler before the key); empty skips it");
 ABSL_FLAG(int, passkey_digits, 5,
           "passkey probe: how many of the key's 5 digits to decode (each pair costs a prefill)");
+ABSL_FLAG(std::string, codecs, "raw_bf16,lossless,fp8_e4m3,int8,int4",
+          "KV codecs to run the decode side on (raw_bf16, raw_fp32, lossless, fp8_e4m3, int8, "
+          "int4[:G]): after each prefill (dense and every config) and at the passkey's decode "
+          "steps; empty skips");
+ABSL_FLAG(int64_t, codec_chunk_bytes, int64_t{1} << 20,
+          "payload bound of one KV chunk (the server's default max_chunk_bytes)");
 ABSL_FLAG(std::string, json, "", "also write one JSON row per (prompt, config) here");
 ABSL_FLAG(std::string, search_out, "",
           "run the per-head pattern search first and write the searched config here; it is then "
@@ -148,6 +161,55 @@ struct Row {
   bool top1 = false;
   int top5_overlap = 0;
 };
+
+// The decode side on compressed KV: one codec's result for a (prompt or passkey depth, config).
+struct CodecRow {
+  std::string prompt, config, codec;
+  bool passkey = false;
+  bool agree = false;    // the next token (prompts), every decode step's token (passkey) as exact
+  bool correct = false;  // passkey: the key's digits
+  double logits_rel_err = 0;  // against the exact KV's logits; passkey: the largest over the steps
+  RoundTripStats kv;
+};
+
+std::vector<worker::PastKvLayer> PastOf(const LayerKvSet& kv) {
+  std::vector<worker::PastKvLayer> past;
+  for (size_t l = 0; l < kv.k.size(); ++l) past.push_back({kv.k[l].data(), kv.v[l].data()});
+  return past;
+}
+
+struct CodecSteps {
+  worker::DecodeStepOutput exact;
+  std::vector<int32_t> next_token;  // per codec
+  std::vector<double> logits_rel_err;
+  std::vector<RoundTripStats> kv;
+};
+
+// The decode step of `token` at position past_tokens over the exact KV, and over each codec's
+// round trip of it.
+absl::StatusOr<CodecSteps> DecodeStepWithCodecs(const worker::Model& model, const LayerKvSet& exact,
+                                                int64_t past_tokens, int32_t token,
+                                                const std::vector<CodecChoice>& codecs) {
+  const worker::ModelConfig& c = model.config();
+  CodecSteps out;
+  absl::StatusOr<worker::DecodeStepOutput> step =
+      model.DecodeStep(PastOf(exact), past_tokens, token);
+  if (!step.ok()) return step.status();
+  out.exact = *std::move(step);
+  LayerKvSet decoded;
+  for (const CodecChoice& codec : codecs) {
+    absl::StatusOr<RoundTripStats> kv = RoundTripKv(
+        codec, exact, c.num_kv_heads, c.head_dim, absl::GetFlag(FLAGS_codec_chunk_bytes), &decoded);
+    if (!kv.ok()) return kv.status();
+    absl::StatusOr<worker::DecodeStepOutput> lossy =
+        model.DecodeStep(PastOf(decoded), past_tokens, token);
+    if (!lossy.ok()) return lossy.status();
+    out.next_token.push_back(lossy->next_token);
+    out.logits_rel_err.push_back(RelativeError(lossy->logits, out.exact.logits));
+    out.kv.push_back(*kv);
+  }
+  return out;
+}
 
 // The prompt of a text file: its tokens, cut to --tokens.
 absl::StatusOr<std::vector<int32_t>> PromptTokens(const worker::BpeTokenizer& tokenizer,
@@ -238,11 +300,25 @@ absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBacken
 // The greedy continuation of `ids`, `count` tokens. The runtime prefills and takes one decode
 // step over a delivered KV cache (DecodeStep gives no KV back), so tokens come in pairs: a prefill
 // of the prompt so far (with `patterns`; null is dense) gives one and its KV, a decode step over
-// that KV the next; then the grown prompt is prefilled again.
-absl::StatusOr<std::vector<int32_t>> GreedyContinuation(const worker::Model& model,
-                                                        std::vector<int32_t> ids, int count,
-                                                        const PatternConfig* patterns) {
-  std::vector<int32_t> out;
+// that KV the next; then the grown prompt is prefilled again. Each decode step also runs on each
+// codec's round trip of the KV: a codec's continuation is the exact one as long as its steps pick
+// the same tokens (the prefills see the same ids).
+struct Continuation {
+  std::vector<int32_t> tokens;
+  std::vector<bool> codec_agrees;  // every decode step picked the exact KV's token
+  std::vector<double> codec_max_logits_err;
+  std::vector<RoundTripStats> codec_kv;  // of the last decode step
+};
+
+absl::StatusOr<Continuation> GreedyContinuation(const worker::Model& model,
+                                                std::vector<int32_t> ids, int count,
+                                                const PatternConfig* patterns,
+                                                const std::vector<CodecChoice>& codecs) {
+  Continuation result;
+  result.codec_agrees.assign(codecs.size(), true);
+  result.codec_max_logits_err.assign(codecs.size(), 0.0);
+  result.codec_kv.resize(codecs.size());
+  std::vector<int32_t>& out = result.tokens;
   while (static_cast<int>(out.size()) < count) {
     testing::KvCollector kv;
     worker::PrefillOptions options;
@@ -254,15 +330,82 @@ absl::StatusOr<std::vector<int32_t>> GreedyContinuation(const worker::Model& mod
     out.push_back(prefill->first_token);
     ids.push_back(prefill->first_token);
     if (static_cast<int>(out.size()) == count) break;
-    std::vector<worker::PastKvLayer> past;
-    for (size_t l = 0; l < kv.k.size(); ++l) past.push_back({kv.k[l].data(), kv.v[l].data()});
-    absl::StatusOr<worker::DecodeStepOutput> step =
-        model.DecodeStep(past, past_tokens, prefill->first_token);
+    const LayerKvSet exact{std::move(kv.k), std::move(kv.v)};
+    absl::StatusOr<CodecSteps> step =
+        DecodeStepWithCodecs(model, exact, past_tokens, prefill->first_token, codecs);
     if (!step.ok()) return step.status();
-    out.push_back(step->next_token);
-    ids.push_back(step->next_token);
+    for (size_t i = 0; i < codecs.size(); ++i) {
+      result.codec_agrees[i] =
+          result.codec_agrees[i] && step->next_token[i] == step->exact.next_token;
+      result.codec_max_logits_err[i] =
+          std::max(result.codec_max_logits_err[i], step->logits_rel_err[i]);
+      result.codec_kv[i] = step->kv[i];
+    }
+    out.push_back(step->exact.next_token);
+    ids.push_back(step->exact.next_token);
   }
-  return out;
+  return result;
+}
+
+// The decode side on compressed KV: per prompt and config the next-token check, per passkey depth
+// and config whether each codec kept the exact KV's tokens, then a summary per (config, codec).
+void PrintCodecReport(const std::vector<CodecRow>& rows, const std::vector<CodecChoice>& codecs,
+                      const std::vector<NamedConfig>& configs) {
+  std::printf(
+      "\n## Compressed KV on the decode side (each codec's CPU encoder and decoder, chunked as the "
+      "server chunks, %ld-byte payloads), against the exact KV of the same prefill\n\n",
+      static_cast<long>(absl::GetFlag(FLAGS_codec_chunk_bytes)));
+  std::printf(
+      "Next-token check: the prefill's first token, one decode step over the KV; top-1 and the "
+      "relative L2 error of its logits against the same step over the exact KV. Passkey: a codec "
+      "keeps the key when every decode step of the probe picks the exact KV's token (logits error: "
+      "the largest over the steps).\n\n");
+  std::printf("| prompt | config |");
+  for (const CodecChoice& codec : codecs) std::printf(" %s |", codec.name.c_str());
+  std::printf("\n|---|---|");
+  for (size_t i = 0; i < codecs.size(); ++i) std::printf("---|");
+  std::printf("\n");
+  for (size_t i = 0; i < rows.size(); i += codecs.size()) {
+    std::printf("| %s | %s |", rows[i].prompt.c_str(), rows[i].config.c_str());
+    for (size_t j = i; j < i + codecs.size() && j < rows.size(); ++j) {
+      std::printf(" %s %.1e |", rows[j].agree ? "same" : "DIFFERS", rows[j].logits_rel_err);
+    }
+    std::printf("\n");
+  }
+  std::printf(
+      "\n| config | codec | KV bytes vs bf16 | K rel err | V rel err | next-token top-1 | "
+      "mean logits rel err | passkey same as exact KV | passkey correct | worst passkey logits "
+      "rel err |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  std::vector<std::string> config_names = {"dense"};
+  for (const NamedConfig& nc : configs) config_names.push_back(nc.name);
+  for (const std::string& config : config_names) {
+    for (const CodecChoice& codec : codecs) {
+      std::vector<double> bytes, k_err, v_err, top1, logits_err, same, correct;
+      double worst_passkey = 0;
+      for (const CodecRow& r : rows) {
+        if (r.config != config || r.codec != codec.name) continue;
+        bytes.push_back(static_cast<double>(r.kv.payload_bytes) /
+                        static_cast<double>(r.kv.bf16_bytes));
+        k_err.push_back(r.kv.k_rel_err);
+        v_err.push_back(r.kv.v_rel_err);
+        if (r.passkey) {
+          same.push_back(r.agree ? 1.0 : 0.0);
+          correct.push_back(r.correct ? 1.0 : 0.0);
+          worst_passkey = std::max(worst_passkey, r.logits_rel_err);
+        } else {
+          top1.push_back(r.agree ? 1.0 : 0.0);
+          logits_err.push_back(r.logits_rel_err);
+        }
+      }
+      if (bytes.empty()) continue;
+      auto count = [](const std::vector<double>& v) {
+        return absl::StrFormat("%.0f/%zu", std::accumulate(v.begin(), v.end(), 0.0), v.size());
+      };
+      std::printf("| %s | %s | %.3f | %.2e | %.2e | %s | %.2e | %s | %s | %.2e |\n", config.c_str(),
+                  codec.name.c_str(), Mean(bytes), Mean(k_err), Mean(v_err), count(top1).c_str(),
+                  Mean(logits_err), count(same).c_str(), count(correct).c_str(), worst_passkey);
+    }
+  }
 }
 
 int Run() {
@@ -306,6 +449,32 @@ int Run() {
   }
   std::vector<const PatternConfig*> probes;
   for (const NamedConfig& nc : configs) probes.push_back(&nc.config);
+  absl::StatusOr<std::vector<CodecChoice>> codecs = ParseCodecList(absl::GetFlag(FLAGS_codecs));
+  if (!codecs.ok()) return fail(codecs.status());
+
+  // The decode step after a prefill (its first token over its KV), on exact and compressed KV.
+  std::vector<CodecRow> codec_rows;
+  auto next_token_check = [&](const std::string& prompt, const std::string& config,
+                              const testing::KvCollector& kv, int64_t tokens,
+                              int32_t first_token) -> absl::Status {
+    if (codecs->empty()) return absl::OkStatus();
+    std::fprintf(stderr, "%s: decode step on %zu codecs' KV, %s\n", prompt.c_str(), codecs->size(),
+                 config.c_str());
+    absl::StatusOr<CodecSteps> step =
+        DecodeStepWithCodecs(**model, LayerKvSet{kv.k, kv.v}, tokens, first_token, *codecs);
+    if (!step.ok()) return step.status();
+    for (size_t i = 0; i < codecs->size(); ++i) {
+      CodecRow r;
+      r.prompt = prompt;
+      r.config = config;
+      r.codec = (*codecs)[i].name;
+      r.agree = step->next_token[i] == step->exact.next_token;
+      r.logits_rel_err = step->logits_rel_err[i];
+      r.kv = step->kv[i];
+      codec_rows.push_back(std::move(r));
+    }
+    return absl::OkStatus();
+  };
 
   std::vector<Row> rows;
   const std::vector<std::string> prompt_files =
@@ -317,18 +486,33 @@ int Run() {
     std::fprintf(stderr, "%s: %zu tokens, dense prefill scoring %zu configs\n", name.c_str(),
                  ids->size(), configs.size());
     probe->SetProbes(probes, absl::GetFlag(FLAGS_last_queries));
-    absl::StatusOr<worker::PrefillOutput> dense = (*model)->Prefill(*ids, worker::PrefillOptions{});
+    testing::KvCollector dense_kv;
+    worker::PrefillOptions dense_options;
+    dense_options.kv_sink = &dense_kv;
+    absl::StatusOr<worker::PrefillOutput> dense = (*model)->Prefill(*ids, dense_options);
     if (!dense.ok()) return fail(dense.status());
     const auto recall = probe->recall();
     const auto density = probe->density();
     probe->SetProbes({}, 0);
+    const int64_t tokens = static_cast<int64_t>(ids->size());
+    if (absl::Status s = next_token_check(name, "dense", dense_kv, tokens, dense->first_token);
+        !s.ok()) {
+      return fail(s);
+    }
     const std::vector<int32_t> dense_top5 = TopK(dense->logits_last, 5);
     for (size_t p = 0; p < configs.size(); ++p) {
       std::fprintf(stderr, "%s: sparse prefill, %s\n", name.c_str(), configs[p].name.c_str());
+      testing::KvCollector sparse_kv;
       worker::PrefillOptions options;
       options.patterns = &configs[p].config;
+      options.kv_sink = &sparse_kv;
       absl::StatusOr<worker::PrefillOutput> sparse = (*model)->Prefill(*ids, options);
       if (!sparse.ok()) return fail(sparse.status());
+      if (absl::Status s =
+              next_token_check(name, configs[p].name, sparse_kv, tokens, sparse->first_token);
+          !s.ok()) {
+        return fail(s);
+      }
       Row r;
       r.prompt = name;
       r.config = configs[p].name;
@@ -429,11 +613,23 @@ int Run() {
         if (p > 0) options.patterns = &configs[p - 1].config;
         std::fprintf(stderr, "passkey depth %.2f: %s\n", depth,
                      p == 0 ? "dense" : configs[p - 1].name.c_str());
-        absl::StatusOr<std::vector<int32_t>> out =
-            GreedyContinuation(**model, ids, digits, options.patterns);
+        absl::StatusOr<Continuation> out =
+            GreedyContinuation(**model, ids, digits, options.patterns, *codecs);
         if (!out.ok()) return fail(out.status());
-        const std::string got = tokenizer->Decode(*out);
+        const std::string got = tokenizer->Decode(out->tokens);
         correct[p] += got == want;
+        for (size_t i = 0; i < codecs->size(); ++i) {
+          CodecRow r;
+          r.prompt = absl::StrFormat("passkey@%.2f", depth);
+          r.config = p == 0 ? "dense" : configs[p - 1].name;
+          r.codec = (*codecs)[i].name;
+          r.passkey = true;
+          r.agree = out->codec_agrees[i];
+          r.correct = r.agree && got == want;
+          r.logits_rel_err = out->codec_max_logits_err[i];
+          r.kv = out->codec_kv[i];
+          codec_rows.push_back(std::move(r));
+        }
         std::printf(" %s %s |", got == want ? "yes" : "no",
                     worker::JsonValue::String(got).Serialize().c_str());
       }
@@ -443,6 +639,8 @@ int Run() {
     for (size_t p = 1; p <= configs.size(); ++p) std::printf(" %d/%d |", correct[p], trial);
     std::printf("\n");
   }
+
+  if (!codec_rows.empty()) PrintCodecReport(codec_rows, *codecs, configs);
 
   if (const std::string json = absl::GetFlag(FLAGS_json); !json.empty()) {
     std::ofstream out(json);
@@ -461,6 +659,22 @@ int Run() {
       o["logits_rel_err"] = worker::JsonValue::Number(r.logits_rel_err);
       o["top1_agree"] = worker::JsonValue::Bool(r.top1);
       o["top5_overlap"] = worker::JsonValue::Integer(r.top5_overlap);
+      out << worker::JsonValue::MakeObject(std::move(o)).Serialize() << "\n";
+    }
+    for (const CodecRow& r : codec_rows) {
+      worker::JsonValue::Object o;
+      o["prompt"] = worker::JsonValue::String(r.prompt);
+      o["config"] = worker::JsonValue::String(r.config);
+      o["codec"] = worker::JsonValue::String(r.codec);
+      o[r.passkey ? "same_tokens_as_exact_kv" : "top1_agree_exact_kv"] =
+          worker::JsonValue::Bool(r.agree);
+      if (r.passkey) o["passkey_correct"] = worker::JsonValue::Bool(r.correct);
+      o["logits_rel_err"] = worker::JsonValue::Number(r.logits_rel_err);
+      o["k_rel_err"] = worker::JsonValue::Number(r.kv.k_rel_err);
+      o["v_rel_err"] = worker::JsonValue::Number(r.kv.v_rel_err);
+      o["payload_vs_bf16"] = worker::JsonValue::Number(static_cast<double>(r.kv.payload_bytes) /
+                                                       static_cast<double>(r.kv.bf16_bytes));
+      o["chunks"] = worker::JsonValue::Integer(r.kv.chunks);
       out << worker::JsonValue::MakeObject(std::move(o)).Serialize() << "\n";
     }
   }
