@@ -36,10 +36,8 @@ cudaError_t SparseAttentionSm90(const AttentionDims& dims, const AttentionParams
   SparseSm90Params sp{};
   sp.attn = params;
   constexpr int kRows = SparseSm90Config<128>::kBlockN;
-  static_assert(SparseSm90Config<64>::kBlockN == kRows && SparseSm90Config<128>::kBlockM == kRows,
-                "the TMA boxes are 64 rows for Q, K and V");
-  if (!EncodeHeadsMap(&sp.tma_q, params.q, dims.tokens, dims.q_heads, dims.head_dim, kRows) ||
-      !EncodeHeadsMap(&sp.tma_k, params.k, dims.tokens, dims.kv_heads, dims.head_dim, kRows) ||
+  static_assert(SparseSm90Config<64>::kBlockN == kRows, "the TMA boxes are 64 rows of K and V");
+  if (!EncodeHeadsMap(&sp.tma_k, params.k, dims.tokens, dims.kv_heads, dims.head_dim, kRows) ||
       !EncodeHeadsMap(&sp.tma_v, params.v, dims.tokens, dims.kv_heads, dims.head_dim, kRows)) {
     return cudaErrorNotSupported;
   }

@@ -43,22 +43,22 @@ struct SparseSm90Config {
   // and the unit a gathered chunk of vertical columns fills): S is m64n64 (32 fp32 registers).
   static constexpr int kBlockM = 64;
   static constexpr int kBlockN = 64;
-  // Two stages each of K and V, as in the dense kernel.
-  static constexpr int kStages = 2;
+  // Three stages each of K and V: the space of a Q tile goes to a third stage (Q lives in
+  // registers), more time in flight for the gathered columns' latency.
+  static constexpr int kStages = 3;
 
   // --- Shared memory, every swizzled block 1024-byte aligned (TMA box {64, 1, 64} with the
   // 128-byte swizzle; gathers write the same layout).
   static constexpr int kColumnBlocks = kHeadDim / 64;
-  static constexpr int kQBlockBytes = kBlockM * 128;
   static constexpr int kKVBlockBytes = kBlockN * 128;
-  static constexpr int kQBytes = kQBlockBytes * kColumnBlocks;
   static constexpr int kKVTileBytes = kKVBlockBytes * kColumnBlocks;
   // Per stage: SparseTileMeta, then the gathered columns (int32) and covered-row masks (uint64).
   static constexpr int kMetaCols = 64;
   static constexpr int kMetaCovered = kMetaCols + kBlockN * 4;
   static constexpr int kMetaBytes = kMetaCovered + kBlockN * 8;
-  static constexpr int kSmemQ = 0;
-  static constexpr int kSmemK = kSmemQ + kQBytes;
+  // No Q tile: Q is read into registers from global memory, and the epilogue stages O in K
+  // stage 0 (every stage is free by then).
+  static constexpr int kSmemK = 0;
   static constexpr int kSmemV = kSmemK + kStages * kKVTileBytes;
   static constexpr int kSmemMeta = kSmemV + kStages * kKVTileBytes;
   static constexpr int kSmemBarriers = kSmemMeta + kStages * kMetaBytes;
@@ -70,6 +70,7 @@ struct SparseSm90Config {
   static_assert(sizeof(SparseTileMeta) <= kMetaCols, "the tile record fits before the columns");
   static_assert(kBlockN == 64, "S uses m64n64k16; covered-row masks are 64-bit");
   static_assert(kBlockM == 64, "one consumer warpgroup: 64 rows");
+  static_assert(kKVTileBytes == kBlockM * kHeadDim * 2, "K stage 0 holds the output tile");
   static_assert(kSmemMeta % 8 == 0 && kMetaBytes % 8 == 0, "uint64 masks stay aligned");
   static_assert(kSmemBytes * kCtasPerSm <= 227 * 1024, "two CTAs must fit one SM");
   static_assert(kCtasPerSm * 128 * (kProducerRegisters + kConsumerRegisters) <= 65536,

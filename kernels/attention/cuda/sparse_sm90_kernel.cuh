@@ -49,7 +49,8 @@ __global__ void __launch_bounds__(SparseSm90Config<kHeadDim>::kThreads,
   float row_sum[2];
   unsigned long long pairs = 0;
   SparseConsumer<Cfg>(sp, sm, w, o, row_sum, pairs);
-  StoreOutputTile<kHeadDim, Cfg::kBlockM>(smem + Cfg::kSmemQ, p.out, p.q_row_stride, p.tokens,
+  // O is staged in K stage 0: every copy into it has landed and every read of it is done.
+  StoreOutputTile<kHeadDim, Cfg::kBlockM>(smem + Cfg::kSmemK, p.out, p.q_row_stride, p.tokens,
                                           w.row_begin, w.head, 0, o, row_sum);
   if (p.computed_pairs != nullptr) {
 #pragma unroll

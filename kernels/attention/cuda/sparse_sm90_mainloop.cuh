@@ -9,7 +9,7 @@
 // arrive), and the consumer fences the generic->async proxy before wgmma reads them.
 //
 // Barriers (tile i uses stage i % kStages, phase (i / kStages) & 1):
-//   q_full      Q landed                                            (1 arrival + bytes)
+//   q_full      unused (Q goes to registers from global memory)
 //   k_full[s]   K tile and its SparseTileMeta in stage s             (1 arrival [+ bytes / cp.async])
 //   k_empty[s]  every consumer warp is done with S and the meta      (kConsumerWarps arrivals)
 //   v_full[s]   V tile in stage s                                    (1 arrival [+ bytes / cp.async])
@@ -65,7 +65,6 @@ struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
   static_assert(KvRingBarriers<Cfg::kStages>::kCount == Cfg::kBarriers, "the planned barriers");
   uint32_t base;
   uint8_t* generic;  // the same window as a generic pointer (meta reads and writes)
-  __device__ uint32_t q() const { return base + Cfg::kSmemQ; }
   __device__ uint32_t k(int s) const { return base + Cfg::kSmemK + s * Cfg::kKVTileBytes; }
   __device__ uint32_t v(int s) const { return base + Cfg::kSmemV + s * Cfg::kKVTileBytes; }
   __device__ SparseTileMeta* meta(int s) const {
@@ -97,15 +96,6 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
   constexpr int kStages = Cfg::kStages;
   const AttentionParams& p = sp.attn;
   const int lane = threadIdx.x % 32;
-
-  if (lane == 0) {
-    sm90::MbarArriveExpectTx(sm.q_full(), Cfg::kQBytes);
-#pragma unroll
-    for (int b = 0; b < Cfg::kColumnBlocks; ++b) {
-      sm90::TmaLoad3d(sm.q() + b * Cfg::kQBlockBytes, &sp.tma_q, sm.q_full(), b * 64, w.head,
-                      w.row_begin);
-    }
-  }
 
   KeyTileCursor cursor(p, w.head, w.row_begin, w.row_end);
   const HeadDescriptor& desc = cursor.descriptor();
@@ -285,8 +275,8 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
     if (lane == 0) sm90::MbarArrive(sm.k_empty(ks));
   };
 
-  sm90::MbarWait(sm.q_full(), 0);
-  LoadQFragments<kHeadDim, Cfg::kQBlockBytes>(sm.q(), qa);
+  LoadQFragments<kHeadDim>(p.q + static_cast<int64_t>(w.head) * kHeadDim, p.q_row_stride,
+                           w.row_begin, p.tokens, qa);
 
   // 1. Tile 0.
   KeyTile m;

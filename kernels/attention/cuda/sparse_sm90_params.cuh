@@ -14,7 +14,6 @@ struct SparseSm90Params {
   AttentionParams attn;
   // 3-D maps over [tokens][heads][head_dim], boxes {64 columns, 1 head, 64 rows}, 128-byte
   // swizzle, zero fill outside the tensor.
-  CUtensorMap tma_q;
   CUtensorMap tma_k;
   CUtensorMap tma_v;
 };

@@ -5,6 +5,8 @@
 // 8 j + 2 (lane % 4) + e % 2 (index_wgmma.cuh).
 #pragma once
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
 
 #include "kernels/attention/cuda/index_ptx.cuh"
@@ -56,20 +58,32 @@ __device__ __forceinline__ void IssueQK(float (&s)[kBlockN / 2], float (&o)[kHea
   index::WgmmaCommit();
 }
 
-// The warpgroup's 64 rows of Q as wgmma A fragments in registers (qa[kk]: k16 slice kk, the
-// mma.m16n8k16 A fragment of the warp's 16 rows), read once from the swizzled Q tile at shared
-// address `q_tile` ([kHeadDim / 64][64 rows][128 B] blocks kQBlockBytes apart).
-template <int kHeadDim, uint32_t kQBlockBytes>
-__device__ __forceinline__ void LoadQFragments(uint32_t q_tile, uint32_t (&qa)[kHeadDim / 16][4]) {
+// The warpgroup's 64 rows of Q (prompt rows row0 ..+ 63 of one head; rows at or past `tokens`
+// read as zeros) as wgmma A fragments in registers: qa[kk] is k16 slice kk, the mma.m16n8k16
+// A fragment of the warp's 16 rows, read once from global memory (no shared-memory tile: it
+// would cost the space of a K/V stage). `q_head` points at row 0's head_dim values, rows
+// `row_stride` elements apart.
+template <int kHeadDim>
+__device__ __forceinline__ void LoadQFragments(const __nv_bfloat16* q_head, int64_t row_stride,
+                                               int32_t row0, int32_t tokens,
+                                               uint32_t (&qa)[kHeadDim / 16][4]) {
   const int lane = threadIdx.x % 32;
-  const int row = 16 * ((threadIdx.x % 128) / 32) + lane % 16;
+  const int32_t row_a = row0 + 16 * ((threadIdx.x % 128) / 32) + lane / 4;
+  const uint32_t* src[2];
+  bool valid[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {  // rows lane / 4 and lane / 4 + 8 of the warp's 16
+    const int32_t row = row_a + 8 * h;
+    valid[h] = row < tokens;
+    src[h] = reinterpret_cast<const uint32_t*>(q_head + (valid[h] ? row : 0) * row_stride);
+  }
+  const int c = lane % 4;  // bf16 pairs 2c, 2c + 1 of each 8-column half of a k16 slice
 #pragma unroll
   for (int kk = 0; kk < kHeadDim / 16; ++kk) {
-    const int chunk = 2 * (kk % 4) + lane / 16;  // 16-byte chunk within the 64-column block
-    const uint32_t addr = q_tile + (kk / 4) * kQBlockBytes + row * 128 + ((chunk ^ (row % 8)) << 4);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(qa[kk][0]), "=r"(qa[kk][1]), "=r"(qa[kk][2]), "=r"(qa[kk][3])
-                 : "r"(addr));
+    qa[kk][0] = valid[0] ? __ldg(src[0] + 8 * kk + c) : 0u;
+    qa[kk][1] = valid[1] ? __ldg(src[1] + 8 * kk + c) : 0u;
+    qa[kk][2] = valid[0] ? __ldg(src[0] + 8 * kk + 4 + c) : 0u;
+    qa[kk][3] = valid[1] ? __ldg(src[1] + 8 * kk + 4 + c) : 0u;
   }
 }
 
