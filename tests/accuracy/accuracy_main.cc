@@ -74,7 +74,8 @@ ABSL_FLAG(std::string, configs, "a_shape:64:448,vertical_slash:64:448,block_spar
 ABSL_FLAG(std::string, passkey_depths, "0.1,0.5,0.9",
           "passkey probe: depths (fraction of the filler before the key); empty skips it");
 ABSL_FLAG(int, passkey_digits, 5,
-          "passkey probe: how many of the key's 5 digits to decode (each pair costs a prefill)");
+          "passkey probe: how many of the key's 5 digits to decode (each after the first costs a "
+          "prefill)");
 ABSL_FLAG(std::string, codecs, "raw_bf16,lossless,fp8_e4m3,int8,int4",
           "KV codecs to run the decode side on (raw_bf16, raw_fp32, lossless, fp8_e4m3, int8, "
           "int4[:G]): after each prefill (dense and every config) and at the passkey's decode "
@@ -185,22 +186,38 @@ struct CodecSteps {
   std::vector<RoundTripStats> kv;
 };
 
-// The decode step of `token` at position past_tokens over the exact KV, and over each codec's
-// round trip of it.
+// The decode step of `token` at position past_tokens over the exact KV, and over the exact KV
+// with its first `codec_tokens` tokens (the prompt's) round-tripped through each codec.
 absl::StatusOr<CodecSteps> DecodeStepWithCodecs(const worker::Model& model, const LayerKvSet& exact,
                                                 int64_t past_tokens, int32_t token,
-                                                const std::vector<CodecChoice>& codecs) {
+                                                const std::vector<CodecChoice>& codecs,
+                                                int64_t codec_tokens) {
   const worker::ModelConfig& c = model.config();
   CodecSteps out;
   absl::StatusOr<worker::DecodeStepOutput> step =
       model.DecodeStep(PastOf(exact), past_tokens, token);
   if (!step.ok()) return step.status();
   out.exact = *std::move(step);
-  LayerKvSet decoded;
+  const size_t prompt_elements = static_cast<size_t>(codec_tokens) * c.kv_dim();
+  LayerKvSet prompt, decoded;
+  for (size_t l = 0; l < exact.k.size(); ++l) {
+    if (exact.k[l].size() < prompt_elements || exact.v[l].size() < prompt_elements) {
+      return absl::InternalError("the KV holds fewer tokens than the prompt");
+    }
+    prompt.k.emplace_back(exact.k[l].begin(), exact.k[l].begin() + prompt_elements);
+    prompt.v.emplace_back(exact.v[l].begin(), exact.v[l].begin() + prompt_elements);
+  }
   for (const CodecChoice& codec : codecs) {
-    absl::StatusOr<RoundTripStats> kv = RoundTripKv(
-        codec, exact, c.num_kv_heads, c.head_dim, absl::GetFlag(FLAGS_codec_chunk_bytes), &decoded);
+    absl::StatusOr<RoundTripStats> kv =
+        RoundTripKv(codec, prompt, c.num_kv_heads, c.head_dim,
+                    absl::GetFlag(FLAGS_codec_chunk_bytes), &decoded);
     if (!kv.ok()) return kv.status();
+    for (size_t l = 0; l < exact.k.size(); ++l) {  // the decoded tokens' KV stays exact
+      decoded.k[l].insert(decoded.k[l].end(), exact.k[l].begin() + prompt_elements,
+                          exact.k[l].end());
+      decoded.v[l].insert(decoded.v[l].end(), exact.v[l].begin() + prompt_elements,
+                          exact.v[l].end());
+    }
     absl::StatusOr<worker::DecodeStepOutput> lossy =
         model.DecodeStep(PastOf(decoded), past_tokens, token);
     if (!lossy.ok()) return lossy.status();
@@ -297,12 +314,13 @@ absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBacken
   return NamedConfig{"searched", std::move(result->config)};
 }
 
-// The greedy continuation of `ids`, `count` tokens. The runtime prefills and takes one decode
-// step over a delivered KV cache (DecodeStep gives no KV back), so tokens come in pairs: a prefill
-// of the prompt so far (with `patterns`; null is dense) gives one and its KV, a decode step over
-// that KV the next; then the grown prompt is prefilled again. Each decode step also runs on each
-// codec's round trip of the KV: a codec's continuation is the exact one as long as its steps pick
-// the same tokens (the prefills see the same ids).
+// The greedy continuation of `ids`, `count` tokens, as a decode node gets it: the prefill (with
+// `patterns`; null is dense) gives the first token and the prompt's KV, each further token is a
+// decode step of the token before it. DecodeStep gives no KV back, so the KV of the prompt and
+// the tokens decoded so far comes from a prefill of them (one prefill per token). Each decode step
+// also runs with the prompt's part of that KV round-tripped through each codec (the decoded
+// tokens' KV exact, as a decode node computes it): a codec keeps the continuation when every
+// step picks the exact KV's token.
 struct Continuation {
   std::vector<int32_t> tokens;
   std::vector<bool> codec_agrees;  // every decode step picked the exact KV's token
@@ -311,7 +329,7 @@ struct Continuation {
 };
 
 absl::StatusOr<Continuation> GreedyContinuation(const worker::Model& model,
-                                                std::vector<int32_t> ids, int count,
+                                                const std::vector<int32_t>& ids, int count,
                                                 const PatternConfig* patterns,
                                                 const std::vector<CodecChoice>& codecs) {
   Continuation result;
@@ -319,20 +337,20 @@ absl::StatusOr<Continuation> GreedyContinuation(const worker::Model& model,
   result.codec_max_logits_err.assign(codecs.size(), 0.0);
   result.codec_kv.resize(codecs.size());
   std::vector<int32_t>& out = result.tokens;
+  std::vector<int32_t> past = ids;  // the tokens whose KV the next decode step reads
   while (static_cast<int>(out.size()) < count) {
     testing::KvCollector kv;
     worker::PrefillOptions options;
     options.patterns = patterns;
     options.kv_sink = &kv;
-    absl::StatusOr<worker::PrefillOutput> prefill = model.Prefill(ids, options);
+    absl::StatusOr<worker::PrefillOutput> prefill = model.Prefill(past, options);
     if (!prefill.ok()) return prefill.status();
-    const int64_t past_tokens = static_cast<int64_t>(ids.size());
-    out.push_back(prefill->first_token);
-    ids.push_back(prefill->first_token);
+    if (out.empty()) out.push_back(prefill->first_token);
     if (static_cast<int>(out.size()) == count) break;
     const LayerKvSet exact{std::move(kv.k), std::move(kv.v)};
     absl::StatusOr<CodecSteps> step =
-        DecodeStepWithCodecs(model, exact, past_tokens, prefill->first_token, codecs);
+        DecodeStepWithCodecs(model, exact, static_cast<int64_t>(past.size()), out.back(), codecs,
+                             static_cast<int64_t>(ids.size()));
     if (!step.ok()) return step.status();
     for (size_t i = 0; i < codecs.size(); ++i) {
       result.codec_agrees[i] =
@@ -341,8 +359,8 @@ absl::StatusOr<Continuation> GreedyContinuation(const worker::Model& model,
           std::max(result.codec_max_logits_err[i], step->logits_rel_err[i]);
       result.codec_kv[i] = step->kv[i];
     }
+    past.push_back(out.back());
     out.push_back(step->exact.next_token);
-    ids.push_back(step->exact.next_token);
   }
   return result;
 }
@@ -357,9 +375,10 @@ void PrintCodecReport(const std::vector<CodecRow>& rows, const std::vector<Codec
       static_cast<long>(absl::GetFlag(FLAGS_codec_chunk_bytes)));
   std::printf(
       "Next-token check: the prefill's first token, one decode step over the KV; top-1 and the "
-      "relative L2 error of its logits against the same step over the exact KV. Passkey: a codec "
-      "keeps the key when every decode step of the probe picks the exact KV's token (logits error: "
-      "the largest over the steps).\n\n");
+      "relative L2 error of its logits against the same step over the exact KV. Passkey: every "
+      "digit after the first is a decode step, over the prompt's KV through the codec and the "
+      "digits' KV exact; a codec keeps the key when every step picks the exact KV's token (logits "
+      "error: the largest over the steps).\n\n");
   std::printf("| prompt | config |");
   for (const CodecChoice& codec : codecs) std::printf(" %s |", codec.name.c_str());
   std::printf("\n|---|---|");
@@ -461,7 +480,7 @@ int Run() {
     std::fprintf(stderr, "%s: decode step on %zu codecs' KV, %s\n", prompt.c_str(), codecs->size(),
                  config.c_str());
     absl::StatusOr<CodecSteps> step =
-        DecodeStepWithCodecs(**model, LayerKvSet{kv.k, kv.v}, tokens, first_token, *codecs);
+        DecodeStepWithCodecs(**model, LayerKvSet{kv.k, kv.v}, tokens, first_token, *codecs, tokens);
     if (!step.ok()) return step.status();
     for (size_t i = 0; i < codecs->size(); ++i) {
       CodecRow r;
@@ -577,8 +596,9 @@ int Run() {
         1, (absl::GetFlag(FLAGS_tokens) - 64) / static_cast<int64_t>(filler_ids.size()));
     const int digits = std::clamp(absl::GetFlag(FLAGS_passkey_digits), 1, 5);
     std::printf(
-        "\n## Passkey (the first %d digits of a 5-digit key after %ld filler sentences; greedy, "
-        "dense decode steps over the prefill's KV)\n\n",
+        "\n## Passkey (the first %d digits of a 5-digit key after %ld filler sentences; greedy: "
+        "the prefill gives the first, each further one a dense decode step over the KV of the "
+        "prompt and the digits before it)\n\n",
         digits, static_cast<long>(filler_reps));
     std::printf("| depth | key | dense |");
     for (const NamedConfig& nc : configs) std::printf(" %s |", nc.name.c_str());
