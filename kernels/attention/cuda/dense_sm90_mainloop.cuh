@@ -119,7 +119,7 @@ __device__ void DenseConsumer(const DenseSm90Params& p, const DenseSm90Smem<Cfg>
 
   // S_i = Q K_i^T for the tile in K stage `ks`.
   auto issue_s = [&](int ks) {
-    IssueQK<kHeadDim, kBlockN, kPVSteps, Cfg::kQBlockBytes, Cfg::kKVBlockBytes>(s, o, pf, q_desc,
+    IssueQK<kHeadDim, kPVSteps, Cfg::kQBlockBytes, Cfg::kKVBlockBytes>(s, o, pf, q_desc,
                                                                               sm.k(ks));
   };
 

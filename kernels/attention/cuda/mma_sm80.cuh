@@ -21,12 +21,16 @@ __device__ __forceinline__ uint32_t SharedAddress(const void* p) {
 }
 
 // 16-byte asynchronous global->shared copy; with `valid` false the destination is zero-filled
-// and nothing is read (the source pointer must still be a valid address expression).
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool valid) {
+// and nothing is read (the source pointer must still be a valid address expression). The
+// destination is a shared-window address, or a generic pointer into shared memory.
+__device__ __forceinline__ void CpAsync16(uint32_t smem, const void* gmem, bool valid) {
   const int src_bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SharedAddress(smem)),
-               "l"(gmem), "r"(src_bytes)
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem),
+               "r"(src_bytes)
                : "memory");
+}
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool valid) {
+  CpAsync16(SharedAddress(smem), gmem, valid);
 }
 
 __device__ __forceinline__ void CpAsyncCommit() {

@@ -116,7 +116,8 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
       return;
     }
     // Lane l copies 16-byte chunk l % kChunks of rows l / kChunks, + 32 / kChunks, ...: the
-    // row's key comes from the column list the lanes wrote to `cols_smem` (or -1 past the tile).
+    // row's key comes from the column list the lanes wrote to `cols_smem` (INT32_MAX past the
+    // tile: zero-filled).
     const __nv_bfloat16* head_base = base + static_cast<int64_t>(w.kv_head) * Cfg::kHeadDim;
     constexpr int kRowsPerPass = 32 / kChunks;
     const int chunk = lane % kChunks;
@@ -127,7 +128,7 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
       const bool valid = key != INT32_MAX;
       const __nv_bfloat16* src =
           head_base + (valid ? static_cast<int64_t>(key) * p.kv_row_stride + chunk * 8 : 0);
-      sm90::CpAsync16(dst + chunk_offset + row * 128 + (((chunk % 8) ^ (row % 8)) << 4), src,
+      CpAsync16(dst + chunk_offset + row * 128 + (((chunk % 8) ^ (row % 8)) << 4), src,
                       valid);
     }
     sm90::CpAsyncMbarArrive(full);

@@ -32,28 +32,30 @@ __device__ __forceinline__ void ZeroConsumerState(float (&o)[kHeadDim / 2], floa
   row_sum[0] = row_sum[1] = 0.0f;                          // this thread's part of the sums
 }
 
-// S = Q K^T for the K tile at shared address `k_tile` (kBlockN keys) and the warpgroup's Q
-// (descriptor `q_desc`), both K-major in 64-column blocks. The fences order the register writes
-// before it (S read into P, O rescaled) ahead of the wgmma.fence and the wgmmas; commits.
-template <int kHeadDim, int kBlockN, int kPVSteps, uint32_t kQBlockBytes, uint32_t kKBlockBytes>
-__device__ __forceinline__ void IssueQK(float (&s)[kBlockN / 2], float (&o)[kHeadDim / 2],
-                                        uint32_t (&pf)[kPVSteps][4], uint64_t q_desc,
-                                        uint32_t k_tile) {
-  static_assert(kBlockN == 64 || kBlockN == 128, "S is m64n64 or m64n128");
-  index::FenceOperands<0, kBlockN / 2>(s);
+// Orders the register writes before an S = Q K^T (S read into P, O rescaled) ahead of its
+// wgmma.fence and wgmmas.
+template <int kHeadDim, int kSRegisters, int kPVSteps>
+__device__ __forceinline__ void FenceBeforeQK(float (&s)[kSRegisters], float (&o)[kHeadDim / 2],
+                                              uint32_t (&pf)[kPVSteps][4]) {
+  index::FenceOperands<0, kSRegisters>(s);
   index::FenceOperands<0, kHeadDim / 2>(o);
   sm90::FenceRegisters(pf);
   index::WgmmaFence();
+}
+
+// S = Q K^T for the 128-key K tile at shared address `k_tile` and the warpgroup's Q (descriptor
+// `q_desc`), both K-major in 64-column blocks (the dense kernel); commits.
+template <int kHeadDim, int kPVSteps, uint32_t kQBlockBytes, uint32_t kKBlockBytes>
+__device__ __forceinline__ void IssueQK(float (&s)[64], float (&o)[kHeadDim / 2],
+                                        uint32_t (&pf)[kPVSteps][4], uint64_t q_desc,
+                                        uint32_t k_tile) {
+  FenceBeforeQK<kHeadDim>(s, o, pf);
   const uint64_t k_desc = sm90::KMajorDesc(k_tile);
 #pragma unroll
   for (int kk = 0; kk < kHeadDim / 16; ++kk) {
     const uint32_t q_off = (kk / 4) * kQBlockBytes + (kk % 4) * 32;
     const uint32_t k_off = (kk / 4) * kKBlockBytes + (kk % 4) * 32;
-    if constexpr (kBlockN == 128) {
-      sm90::WgmmaSsM64N128K16(s, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0 ? 1 : 0);
-    } else {
-      sm90::WgmmaSsM64N64K16(s, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0 ? 1 : 0);
-    }
+    sm90::WgmmaSsM64N128K16(s, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0 ? 1 : 0);
   }
   index::WgmmaCommit();
 }
@@ -89,16 +91,13 @@ __device__ __forceinline__ void LoadQFragments(const __nv_bfloat16* q_head, int6
 
 // S = Q K^T for 64 keys with Q in registers (LoadQFragments): only K is read from shared
 // memory, half the operand bytes of the shared-memory form, whose m64n64 shape needs the whole
-// shared-memory bandwidth at full tensor rate. Fences as IssueQK; commits.
+// shared-memory bandwidth at full tensor rate (the sparse kernel); commits.
 template <int kHeadDim, int kPVSteps, uint32_t kKBlockBytes>
 __device__ __forceinline__ void IssueQKQInRegisters(float (&s)[32], float (&o)[kHeadDim / 2],
                                                     uint32_t (&pf)[kPVSteps][4],
                                                     const uint32_t (&qa)[kHeadDim / 16][4],
                                                     uint32_t k_tile) {
-  index::FenceOperands<0, 32>(s);
-  index::FenceOperands<0, kHeadDim / 2>(o);
-  sm90::FenceRegisters(pf);
-  index::WgmmaFence();
+  FenceBeforeQK<kHeadDim>(s, o, pf);
   const uint64_t k_desc = sm90::KMajorDesc(k_tile);
 #pragma unroll
   for (int kk = 0; kk < kHeadDim / 16; ++kk) {

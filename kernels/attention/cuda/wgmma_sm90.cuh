@@ -1,7 +1,7 @@
 // Hopper (sm_90a) PTX the dense wgmma attention kernel adds to index_wgmma.cuh (the 128-byte
 // swizzle, its K-major descriptor, the wgmma fences and the m64n64k16 A-from-registers MMA, which
-// the index builders use): the MN-major descriptor, the m64n128k16 / m64n64k16 MMAs with A from
-// shared memory and with A from registers and B transposed, mbarriers (with cp.async arrivals),
+// the index builders use): the MN-major descriptor, the m64n128k16 MMA with A from shared memory, the
+// m64n128k16 / m64n64k16 MMAs with A from registers and B transposed, mbarriers (with cp.async arrivals),
 // the bulk tensor copy (TMA) and setmaxnreg.
 //
 // Shared tiles are stored as index_wgmma.cuh describes: rows of 64 bf16 (128 bytes), chunk c of
@@ -71,25 +71,6 @@ __device__ __forceinline__ void WgmmaSsM64N128K16(float (&d)[64], uint64_t a_des
         "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
         "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
         "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(a_desc), "l"(b_desc), "r"(accumulate));
-}
-
-// d (+)= a * b^T, m64n64k16: a 64 x 16 (K-major descriptor), b 64 (n) x 16 (k) K-major
-// (descriptor). accumulate = 0 overwrites d. (The sparse kernel's S = Q K^T on 64-key tiles.)
-__device__ __forceinline__ void WgmmaSsM64N64K16(float (&d)[32], uint64_t a_desc, uint64_t b_desc,
-                                                int accumulate) {
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "setp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "%32, %33, p, 1, 1, 0, 0;\n"
-      "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
       : "l"(a_desc), "l"(b_desc), "r"(accumulate));
 }
 
@@ -185,12 +166,6 @@ __device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
 // count is raised by one first (no .noinc), so the thread's own later plain arrival still counts.
 __device__ __forceinline__ void CpAsyncMbarArrive(uint32_t bar) {
   asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
-}
-// 16-byte cp.async to the shared address `dst`; valid false zero-fills and reads nothing.
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
 }
 __device__ __forceinline__ void CpAsyncWaitAll() {
   asm volatile("cp.async.wait_all;\n" ::: "memory");
