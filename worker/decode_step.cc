@@ -80,8 +80,15 @@ absl::StatusOr<DecodeStepOutput> RunLlamaDecodeStep(Backend& be, const ModelConf
 
   const int32_t ids[1] = {token};
   SF_RETURN_IF_ERROR(be.Embed(ids, w.embed_tokens->view(), hidden->view()));
-  std::vector<float> hq(c.q_dim()), hk(c.kv_dim()), hv(c.kv_dim()), attn(c.q_dim());
+  DecodeStepOutput out;
+  out.k.resize(c.num_layers);
+  out.v.resize(c.num_layers);
+  std::vector<float> hq(c.q_dim()), attn(c.q_dim());
   for (int l = 0; l < c.num_layers; ++l) {
+    std::vector<float>& hk = out.k[l];
+    std::vector<float>& hv = out.v[l];
+    hk.resize(c.kv_dim());
+    hv.resize(c.kv_dim());
     const LlamaLayerWeights& lw = w.layers[l];
     // Norm, projections, RoPE at position past_tokens: as the prefill does for one row.
     SF_RETURN_IF_ERROR(
@@ -121,7 +128,6 @@ absl::StatusOr<DecodeStepOutput> RunLlamaDecodeStep(Backend& be, const ModelConf
   }
   SF_RETURN_IF_ERROR(be.RmsNorm(hidden->view(), w.final_norm->view(), c.rms_norm_eps, x->view()));
   SF_RETURN_IF_ERROR(be.Linear(x->view(), w.output_projection().view(), logits->view()));
-  DecodeStepOutput out;
   out.logits.resize(c.vocab_size);
   SF_RETURN_IF_ERROR(be.CopyToHost(logits->view(), out.logits.data()));
   PrefillOutput unused;

@@ -9,8 +9,9 @@
 //      agreement, top-5 overlap) and the attention density the run measured.
 // Then a passkey probe: a 5-digit key hidden at several depths of filler text; the prompt ends
 // with "The pass key is " and the greedy continuation must be the key (SmolLM2's tokenizer
-// splits digits: one token each). The prefill runs dense or with each config; the decode steps
-// after it attend densely to the KV it produced, as a decode node would.
+// splits digits: one token each). One prefill runs dense or with each config; greedy decode
+// steps after it attend densely to the KV it produced, each appending its token's KV (a decode
+// loop, as a decode node runs it).
 //
 // With --codecs, the decode side also runs on compressed KV: the prefill's KV goes through each
 // codec's CPU encoder and decoder (chunked as the server chunks it) and the same decode step runs
@@ -43,6 +44,7 @@
 #include "tests/accuracy/recall_probe_backend.h"
 #include "tests/worker/kv_collector.h"
 #include "worker/cpu_backend.h"
+#include "worker/decode_loop.h"
 #include "worker/decode_step.h"
 #include "worker/json.h"
 #include "worker/model.h"
@@ -74,8 +76,8 @@ ABSL_FLAG(std::string, configs, "a_shape:64:448,vertical_slash:64:448,block_spar
 ABSL_FLAG(std::string, passkey_depths, "0.1,0.5,0.9",
           "passkey probe: depths (fraction of the filler before the key); empty skips it");
 ABSL_FLAG(int, passkey_digits, 5,
-          "passkey probe: how many of the key's 5 digits to decode (each after the first costs a "
-          "prefill)");
+          "passkey probe: how many of the key's 5 digits to decode (the prefill gives the first, a "
+          "decode step each further one)");
 ABSL_FLAG(std::string, codecs, "raw_bf16,lossless,fp8_e4m3,int8,int4",
           "KV codecs to run the decode side on (raw_bf16, raw_fp32, lossless, fp8_e4m3, int8, "
           "int4[:G]): after each prefill (dense and every config) and at the passkey's decode "
@@ -128,7 +130,7 @@ absl::StatusOr<NamedConfig> ParseConfig(const std::string& spec, const worker::M
   if (parts[0] == "block_sparse" && n.size() == 1) return uniform(HeadPattern::BlockSparse(n[0]));
   absl::StatusOr<PatternConfig> file = PatternConfig::FromFile(spec, c.num_layers, c.num_heads);
   if (!file.ok()) return file.status();
-  return NamedConfig{spec, *std::move(file)};
+  return NamedConfig{spec.substr(spec.find_last_of('/') + 1), *std::move(file)};
 }
 
 double Mean(const std::vector<double>& v) {
@@ -314,55 +316,105 @@ absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBacken
   return NamedConfig{"searched", std::move(result->config)};
 }
 
-// The greedy continuation of `ids`, `count` tokens, as a decode node gets it: the prefill (with
-// `patterns`; null is dense) gives the first token and the prompt's KV, each further token is a
-// decode step of the token before it. DecodeStep gives no KV back, so the KV of the prompt and
-// the tokens decoded so far comes from a prefill of them (one prefill per token). Each decode step
-// also runs with the prompt's part of that KV round-tripped through each codec (the decoded
-// tokens' KV exact, as a decode node computes it): a codec keeps the continuation when every
-// step picks the exact KV's token.
+// The greedy continuation of `ids`, `count` tokens, as a decode node gets it: one prefill (with
+// `patterns`; null is dense) gives the first token and the prompt's KV; each further token is a
+// decode step of the token before it, which appends that token's K and V to the KV (a decode
+// loop, worker/decode_loop.h). Each decode step also runs on the prompt's KV round-tripped
+// through each codec (once, after the prefill) plus the decoded tokens' exact KV, as a decode
+// node computes it: a codec keeps the continuation when every step picks the exact KV's token.
 struct Continuation {
   std::vector<int32_t> tokens;
   std::vector<bool> codec_agrees;  // every decode step picked the exact KV's token
   std::vector<double> codec_max_logits_err;
-  std::vector<RoundTripStats> codec_kv;  // of the last decode step
+  std::vector<RoundTripStats> codec_kv;  // of the prompt's KV
 };
 
 absl::StatusOr<Continuation> GreedyContinuation(const worker::Model& model,
                                                 const std::vector<int32_t>& ids, int count,
                                                 const PatternConfig* patterns,
                                                 const std::vector<CodecChoice>& codecs) {
+  const worker::ModelConfig& c = model.config();
   Continuation result;
   result.codec_agrees.assign(codecs.size(), true);
   result.codec_max_logits_err.assign(codecs.size(), 0.0);
   result.codec_kv.resize(codecs.size());
+  testing::KvCollector kv;
+  worker::PrefillOptions options;
+  options.patterns = patterns;
+  options.kv_sink = &kv;
+  absl::StatusOr<worker::PrefillOutput> prefill = model.Prefill(ids, options);
+  if (!prefill.ok()) return prefill.status();
+  const int64_t tokens = static_cast<int64_t>(ids.size());
+  std::vector<worker::HostKvCache> codec_caches;
+  for (size_t i = 0; i < codecs.size() && count > 1; ++i) {
+    LayerKvSet decoded;
+    absl::StatusOr<RoundTripStats> stats =
+        RoundTripKv(codecs[i], LayerKvSet{kv.k, kv.v}, c.num_kv_heads, c.head_dim,
+                    absl::GetFlag(FLAGS_codec_chunk_bytes), &decoded);
+    if (!stats.ok()) return stats.status();
+    result.codec_kv[i] = *stats;
+    absl::StatusOr<worker::HostKvCache> cache =
+        worker::HostKvCache::Create(std::move(decoded.k), std::move(decoded.v), tokens, c.kv_dim());
+    if (!cache.ok()) return cache.status();
+    codec_caches.push_back(*std::move(cache));
+  }
+  absl::StatusOr<worker::HostKvCache> exact =
+      worker::HostKvCache::Create(std::move(kv.k), std::move(kv.v), tokens, c.kv_dim());
+  if (!exact.ok()) return exact.status();
   std::vector<int32_t>& out = result.tokens;
-  std::vector<int32_t> past = ids;  // the tokens whose KV the next decode step reads
+  out.push_back(prefill->first_token);
   while (static_cast<int>(out.size()) < count) {
-    testing::KvCollector kv;
-    worker::PrefillOptions options;
-    options.patterns = patterns;
-    options.kv_sink = &kv;
-    absl::StatusOr<worker::PrefillOutput> prefill = model.Prefill(past, options);
-    if (!prefill.ok()) return prefill.status();
-    if (out.empty()) out.push_back(prefill->first_token);
-    if (static_cast<int>(out.size()) == count) break;
-    const LayerKvSet exact{std::move(kv.k), std::move(kv.v)};
-    absl::StatusOr<CodecSteps> step =
-        DecodeStepWithCodecs(model, exact, static_cast<int64_t>(past.size()), out.back(), codecs,
-                             static_cast<int64_t>(ids.size()));
+    absl::StatusOr<worker::DecodeStepOutput> step =
+        model.DecodeStep(exact->past(), exact->tokens(), out.back());
     if (!step.ok()) return step.status();
-    for (size_t i = 0; i < codecs.size(); ++i) {
-      result.codec_agrees[i] =
-          result.codec_agrees[i] && step->next_token[i] == step->exact.next_token;
+    for (size_t i = 0; i < codec_caches.size(); ++i) {
+      absl::StatusOr<worker::DecodeStepOutput> lossy =
+          model.DecodeStep(codec_caches[i].past(), codec_caches[i].tokens(), out.back());
+      if (!lossy.ok()) return lossy.status();
+      result.codec_agrees[i] = result.codec_agrees[i] && lossy->next_token == step->next_token;
       result.codec_max_logits_err[i] =
-          std::max(result.codec_max_logits_err[i], step->logits_rel_err[i]);
-      result.codec_kv[i] = step->kv[i];
+          std::max(result.codec_max_logits_err[i], RelativeError(lossy->logits, step->logits));
+      // The decoded token's KV as the decode node computes it: exact.
+      if (absl::Status s = codec_caches[i].Append(step->k, step->v); !s.ok()) return s;
     }
-    past.push_back(out.back());
-    out.push_back(step->exact.next_token);
+    if (absl::Status s = exact->Append(step->k, step->v); !s.ok()) return s;
+    out.push_back(step->next_token);
   }
   return result;
+}
+
+// Per prompt and config: recall, density, logits against dense; then a summary per config.
+void PrintPromptReport(const std::vector<Row>& rows, const std::vector<NamedConfig>& configs) {
+  std::printf("## Attention recall and last-token logits, sparse vs dense\n\n");
+  std::printf(
+      "| prompt | tokens | config | mean recall | worst layer | worst head | density | "
+      "logits rel err | top-1 | top-5 overlap |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const Row& r : rows) {
+    std::printf("| %s | %ld | %s | %.4f | %.4f | %.4f | %.3f | %.3e | %s | %d/5 |\n",
+                r.prompt.c_str(), static_cast<long>(r.tokens), r.config.c_str(), r.recall_mean,
+                r.recall_worst_layer, r.recall_min_head, r.run_density, r.logits_rel_err,
+                r.top1 ? "yes" : "NO", r.top5_overlap);
+  }
+  std::printf(
+      "\n| config | prompts | mean recall | lowest prompt recall | density | top-1 agreement | "
+      "mean top-5 overlap | mean logits rel err | max logits rel err |\n"
+      "|---|---|---|---|---|---|---|---|---|\n");
+  for (const NamedConfig& nc : configs) {
+    std::vector<double> rec, dens, top1, top5, err;
+    for (const Row& r : rows) {
+      if (r.config != nc.name) continue;
+      rec.push_back(r.recall_mean);
+      dens.push_back(r.run_density);
+      top1.push_back(r.top1 ? 1.0 : 0.0);
+      top5.push_back(r.top5_overlap);
+      err.push_back(r.logits_rel_err);
+    }
+    if (rec.empty()) continue;
+    std::printf("| %s | %zu | %.4f | %.4f | %.3f | %.1f%% (%.0f/%zu) | %.2f/5 | %.3e | %.3e |\n",
+                nc.name.c_str(), rec.size(), Mean(rec), *std::min_element(rec.begin(), rec.end()),
+                Mean(dens), 100 * Mean(top1), std::accumulate(top1.begin(), top1.end(), 0.0),
+                top1.size(), Mean(top5), Mean(err), *std::max_element(err.begin(), err.end()));
+  }
 }
 
 // The decode side on compressed KV: per prompt and config the next-token check, per passkey depth
@@ -560,29 +612,7 @@ int Run() {
     }
   }
 
-  std::printf("## Attention recall and last-token logits, sparse vs dense\n\n");
-  std::printf(
-      "| prompt | tokens | config | mean recall | worst layer | worst head | density | "
-      "logits rel err | top-1 | top-5 overlap |\n|---|---|---|---|---|---|---|---|---|---|\n");
-  for (const Row& r : rows) {
-    std::printf("| %s | %ld | %s | %.4f | %.4f | %.4f | %.3f | %.3e | %s | %d/5 |\n",
-                r.prompt.c_str(), static_cast<long>(r.tokens), r.config.c_str(), r.recall_mean,
-                r.recall_worst_layer, r.recall_min_head, r.run_density, r.logits_rel_err,
-                r.top1 ? "yes" : "NO", r.top5_overlap);
-  }
-  std::printf(
-      "\n| config | mean recall | top-1 agreement | mean top-5 overlap |\n|---|---|---|---|\n");
-  for (const NamedConfig& nc : configs) {
-    std::vector<double> rec, top1, top5;
-    for (const Row& r : rows) {
-      if (r.config != nc.name) continue;
-      rec.push_back(r.recall_mean);
-      top1.push_back(r.top1 ? 1.0 : 0.0);
-      top5.push_back(r.top5_overlap);
-    }
-    std::printf("| %s | %.4f | %.0f%% (%zu prompts) | %.2f/5 |\n", nc.name.c_str(), Mean(rec),
-                100 * Mean(top1), top1.size(), Mean(top5));
-  }
+  if (!rows.empty()) PrintPromptReport(rows, configs);
 
   // Passkey probe.
   const std::vector<std::string> depths =
@@ -597,12 +627,12 @@ int Run() {
     const int digits = std::clamp(absl::GetFlag(FLAGS_passkey_digits), 1, 5);
     std::printf(
         "\n## Passkey (the first %d digits of a 5-digit key after %ld filler sentences; greedy: "
-        "the prefill gives the first, each further one a dense decode step over the KV of the "
-        "prompt and the digits before it)\n\n",
+        "one prefill gives the first, each further one a dense decode step over the prompt's KV "
+        "and the decoded digits' KV, which each step appends)\n\n",
         digits, static_cast<long>(filler_reps));
-    std::printf("| depth | key | dense |");
+    std::printf("| depth | tokens | key | dense |");
     for (const NamedConfig& nc : configs) std::printf(" %s |", nc.name.c_str());
-    std::printf("\n|---|---|---|");
+    std::printf("\n|---|---|---|---|");
     for (size_t i = 0; i < configs.size(); ++i) std::printf("---|");
     std::printf("\n");
     std::vector<int> correct(configs.size() + 1, 0);
@@ -627,7 +657,7 @@ int Run() {
       prompt += "\nWhat is the pass key? The pass key is ";
       const std::vector<int32_t> ids = tokenizer->Encode(prompt).value();
       const std::string want = std::to_string(key).substr(0, digits);
-      std::printf("| %.2f | %d |", depth, key);
+      std::printf("| %.2f | %zu | %d |", depth, ids.size(), key);
       for (size_t p = 0; p <= configs.size(); ++p) {
         worker::PrefillOptions options;
         if (p > 0) options.patterns = &configs[p - 1].config;
@@ -655,7 +685,7 @@ int Run() {
       }
       std::printf("\n");
     }
-    std::printf("| all | | %d/%d |", correct[0], trial);
+    std::printf("| all | | | %d/%d |", correct[0], trial);
     for (size_t p = 1; p <= configs.size(); ++p) std::printf(" %d/%d |", correct[p], trial);
     std::printf("\n");
   }
