@@ -39,6 +39,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "tests/accuracy/kv_codec_roundtrip.h"
 #include "tests/accuracy/pattern_search.h"
 #include "tests/accuracy/recall_probe_backend.h"
@@ -75,6 +77,9 @@ ABSL_FLAG(std::string, configs, "a_shape:64:448,vertical_slash:64:448,block_spar
           "block_sparse:TOP_K (every head alike), or a pattern-config JSON file");
 ABSL_FLAG(std::string, passkey_depths, "0.1,0.5,0.9",
           "passkey probe: depths (fraction of the filler before the key); empty skips it");
+ABSL_FLAG(std::string, passkey_tokens, "",
+          "passkey probe: comma-separated prompt lengths in tokens (empty: --tokens); every depth "
+          "runs at every length");
 ABSL_FLAG(int, passkey_digits, 5,
           "passkey probe: how many of the key's 5 digits to decode (the prefill gives the first, a "
           "decode step each further one)");
@@ -163,6 +168,13 @@ struct Row {
   double logits_rel_err = 0, run_density = 0;
   bool top1 = false;
   int top5_overlap = 0;
+};
+
+// One passkey trial: a (length, depth, config) and what the greedy continuation gave.
+struct PasskeyRow {
+  int64_t length = 0, tokens = 0;
+  double depth = 0;
+  std::string config, want, got;
 };
 
 // The decode side on compressed KV: one codec's result for a (prompt or passkey depth, config).
@@ -548,6 +560,7 @@ int Run() {
   };
 
   std::vector<Row> rows;
+  std::vector<PasskeyRow> passkey_rows;
   const std::vector<std::string> prompt_files =
       absl::StrSplit(absl::GetFlag(FLAGS_prompts), ',', absl::SkipEmpty());
   for (const std::string& path : prompt_files) {
@@ -622,72 +635,104 @@ int Run() {
         "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back "
         "again. ";
     const std::vector<int32_t> filler_ids = tokenizer->Encode(filler, false).value();
-    const int64_t filler_reps = std::max<int64_t>(
-        1, (absl::GetFlag(FLAGS_tokens) - 64) / static_cast<int64_t>(filler_ids.size()));
+    std::vector<int64_t> lengths;
+    for (absl::string_view text :
+         absl::StrSplit(absl::GetFlag(FLAGS_passkey_tokens), ',', absl::SkipEmpty())) {
+      int64_t n;
+      if (!absl::SimpleAtoi(text, &n) || n < 128) {
+        return fail(absl::InvalidArgumentError(
+            absl::StrCat("bad --passkey_tokens entry '", text, "' (a length >= 128)")));
+      }
+      lengths.push_back(n);
+    }
+    if (lengths.empty()) lengths.push_back(absl::GetFlag(FLAGS_tokens));
     const int digits = std::clamp(absl::GetFlag(FLAGS_passkey_digits), 1, 5);
     std::printf(
-        "\n## Passkey (the first %d digits of a 5-digit key after %ld filler sentences; greedy: "
+        "\n## Passkey (the first %d digits of a 5-digit key hidden in filler sentences; greedy: "
         "one prefill gives the first, each further one a dense decode step over the prompt's KV "
         "and the decoded digits' KV, which each step appends)\n\n",
-        digits, static_cast<long>(filler_reps));
-    std::printf("| depth | tokens | key | dense |");
+        digits);
+    std::printf("| length | depth | tokens | key | dense |");
     for (const NamedConfig& nc : configs) std::printf(" %s |", nc.name.c_str());
-    std::printf("\n|---|---|---|---|");
+    std::printf("\n|---|---|---|---|---|");
     for (size_t i = 0; i < configs.size(); ++i) std::printf("---|");
     std::printf("\n");
-    std::vector<int> correct(configs.size() + 1, 0);
+    std::vector<std::vector<int>> correct(lengths.size(), std::vector<int>(configs.size() + 1, 0));
+    std::vector<int> trials(lengths.size(), 0);
     int trial = 0;
-    for (const std::string& depth_text : depths) {
-      double depth;
-      if (!absl::SimpleAtod(depth_text, &depth) || depth < 0 || depth > 1) {
-        return fail(
-            absl::InvalidArgumentError(absl::StrCat("bad passkey depth '", depth_text, "'")));
-      }
-      const int key = 10000 + (trial * 37139 + 28411) % 90000;  // first digits vary by trial
-      ++trial;
-      const int64_t before = static_cast<int64_t>(std::lround(depth * filler_reps));
-      std::string prompt = "There is a pass key hidden in this text. Remember it.\n";
-      for (int64_t i = 0; i < filler_reps; ++i) {
-        if (i == before)
-          absl::StrAppend(&prompt, "The pass key is ", key, ". Remember it. ", key,
-                          " is the pass key. ");
-        prompt += filler;
-      }
-      if (before >= filler_reps) absl::StrAppend(&prompt, "The pass key is ", key, ". ");
-      prompt += "\nWhat is the pass key? The pass key is ";
-      const std::vector<int32_t> ids = tokenizer->Encode(prompt).value();
-      const std::string want = std::to_string(key).substr(0, digits);
-      std::printf("| %.2f | %zu | %d |", depth, ids.size(), key);
-      for (size_t p = 0; p <= configs.size(); ++p) {
-        worker::PrefillOptions options;
-        if (p > 0) options.patterns = &configs[p - 1].config;
-        std::fprintf(stderr, "passkey depth %.2f: %s\n", depth,
-                     p == 0 ? "dense" : configs[p - 1].name.c_str());
-        absl::StatusOr<Continuation> out =
-            GreedyContinuation(**model, ids, digits, options.patterns, *codecs);
-        if (!out.ok()) return fail(out.status());
-        const std::string got = tokenizer->Decode(out->tokens);
-        correct[p] += got == want;
-        for (size_t i = 0; i < codecs->size(); ++i) {
-          CodecRow r;
-          r.prompt = absl::StrFormat("passkey@%.2f", depth);
-          r.config = p == 0 ? "dense" : configs[p - 1].name;
-          r.codec = (*codecs)[i].name;
-          r.passkey = true;
-          r.agree = out->codec_agrees[i];
-          r.correct = r.agree && got == want;
-          r.logits_rel_err = out->codec_max_logits_err[i];
-          r.kv = out->codec_kv[i];
-          codec_rows.push_back(std::move(r));
+    for (size_t n = 0; n < lengths.size(); ++n) {
+      const int64_t filler_reps =
+          std::max<int64_t>(1, (lengths[n] - 64) / static_cast<int64_t>(filler_ids.size()));
+      for (const std::string& depth_text : depths) {
+        double depth;
+        if (!absl::SimpleAtod(depth_text, &depth) || depth < 0 || depth > 1) {
+          return fail(
+              absl::InvalidArgumentError(absl::StrCat("bad passkey depth '", depth_text, "'")));
         }
-        std::printf(" %s %s |", got == want ? "yes" : "no",
-                    worker::JsonValue::String(got).Serialize().c_str());
+        const int key = 10000 + (trial * 37139 + 28411) % 90000;  // first digits vary by trial
+        ++trial;
+        ++trials[n];
+        const int64_t before = static_cast<int64_t>(std::lround(depth * filler_reps));
+        std::string prompt = "There is a pass key hidden in this text. Remember it.\n";
+        for (int64_t i = 0; i < filler_reps; ++i) {
+          if (i == before)
+            absl::StrAppend(&prompt, "The pass key is ", key, ". Remember it. ", key,
+                            " is the pass key. ");
+          prompt += filler;
+        }
+        if (before >= filler_reps) absl::StrAppend(&prompt, "The pass key is ", key, ". ");
+        prompt += "\nWhat is the pass key? The pass key is ";
+        const std::vector<int32_t> ids = tokenizer->Encode(prompt).value();
+        const std::string want = std::to_string(key).substr(0, digits);
+        std::string line = absl::StrFormat("| %ld | %.2f | %zu | %d |",
+                                           static_cast<long>(lengths[n]), depth, ids.size(), key);
+        for (size_t p = 0; p <= configs.size(); ++p) {
+          const PatternConfig* patterns = p > 0 ? &configs[p - 1].config : nullptr;
+          const std::string config = p == 0 ? "dense" : configs[p - 1].name;
+          const absl::Time start = absl::Now();
+          absl::StatusOr<Continuation> out =
+              GreedyContinuation(**model, ids, digits, patterns, *codecs);
+          if (!out.ok()) return fail(out.status());
+          const std::string got = tokenizer->Decode(out->tokens);
+          correct[n][p] += got == want;
+          std::fprintf(stderr, "passkey %zu tokens, depth %.2f, %s: %s (want %s), %.1f s\n",
+                       ids.size(), depth, config.c_str(), got.c_str(), want.c_str(),
+                       absl::ToDoubleSeconds(absl::Now() - start));
+          PasskeyRow pr;
+          pr.length = lengths[n];
+          pr.tokens = static_cast<int64_t>(ids.size());
+          pr.depth = depth;
+          pr.config = config;
+          pr.want = want;
+          pr.got = got;
+          passkey_rows.push_back(pr);
+          for (size_t i = 0; i < codecs->size(); ++i) {
+            CodecRow r;
+            r.prompt = absl::StrFormat("passkey@%ld:%.2f", static_cast<long>(lengths[n]), depth);
+            r.config = config;
+            r.codec = (*codecs)[i].name;
+            r.passkey = true;
+            r.agree = out->codec_agrees[i];
+            r.correct = r.agree && got == want;
+            r.logits_rel_err = out->codec_max_logits_err[i];
+            r.kv = out->codec_kv[i];
+            codec_rows.push_back(std::move(r));
+          }
+          absl::StrAppend(&line, " ", got == want ? "yes" : "no", " ",
+                          worker::JsonValue::String(got).Serialize(), " |");
+        }
+        std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
+      }
+    }
+    for (size_t n = 0; n < lengths.size(); ++n) {
+      std::printf("| %ld: all | | | | %d/%d |", static_cast<long>(lengths[n]), correct[n][0],
+                  trials[n]);
+      for (size_t p = 1; p <= configs.size(); ++p) {
+        std::printf(" %d/%d |", correct[n][p], trials[n]);
       }
       std::printf("\n");
     }
-    std::printf("| all | | | %d/%d |", correct[0], trial);
-    for (size_t p = 1; p <= configs.size(); ++p) std::printf(" %d/%d |", correct[p], trial);
-    std::printf("\n");
   }
 
   if (!codec_rows.empty()) PrintCodecReport(codec_rows, *codecs, configs);
@@ -709,6 +754,17 @@ int Run() {
       o["logits_rel_err"] = worker::JsonValue::Number(r.logits_rel_err);
       o["top1_agree"] = worker::JsonValue::Bool(r.top1);
       o["top5_overlap"] = worker::JsonValue::Integer(r.top5_overlap);
+      out << worker::JsonValue::MakeObject(std::move(o)).Serialize() << "\n";
+    }
+    for (const PasskeyRow& r : passkey_rows) {
+      worker::JsonValue::Object o;
+      o["passkey_length"] = worker::JsonValue::Integer(r.length);
+      o["tokens"] = worker::JsonValue::Integer(r.tokens);
+      o["depth"] = worker::JsonValue::Number(r.depth);
+      o["config"] = worker::JsonValue::String(r.config);
+      o["want"] = worker::JsonValue::String(r.want);
+      o["got"] = worker::JsonValue::String(r.got);
+      o["correct"] = worker::JsonValue::Bool(r.want == r.got);
       out << worker::JsonValue::MakeObject(std::move(o)).Serialize() << "\n";
     }
     for (const CodecRow& r : codec_rows) {

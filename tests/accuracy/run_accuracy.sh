@@ -30,10 +30,12 @@ cmd=("$BUILD_DIR/bin/sparsefill-accuracy" "--model=gguf:$MODEL" "--tokens=$TOKEN
 [ -n "$SEARCH" ] && cmd+=("--search_out=$SEARCH")
 # shellcheck disable=SC2206
 [ -n "$ARGS" ] && cmd+=($ARGS)
+# The commit and date of the binary's sources, taken before the run (it can take an hour).
+stamp="$(date -u '+%F %T') UTC, commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- worker kernels tests/accuracy || echo '+uncommitted'), $(nproc) CPU cores, $(uname -m)"
 start=$(date +%s)
 report=$("${cmd[@]}")
 {
-  echo "<!-- $(date -u '+%F %T') UTC, commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- worker kernels tests/accuracy || echo '+uncommitted'), $(nproc) CPU cores, $(uname -m) -->"
+  echo "<!-- $stamp -->"
   echo "<!-- command: TOKENS=$TOKENS ARGS='$ARGS' SEARCH='$SEARCH' tests/accuracy/run_accuracy.sh ($(( $(date +%s) - start )) s) -->"
   echo
   echo "$report"
