@@ -35,9 +35,9 @@ struct SparseSm90Config {
   static constexpr int kThreads = kConsumerThreads + kProducerThreads;
   static constexpr int kCtasPerSm = 2;
   static constexpr int kConsumerWarps = kConsumerThreads / 32;
-  // 2 CTAs x 256 threads start at 128 registers; 2 x 128 x (40 + 216) = 65536.
-  static constexpr int kProducerRegisters = 40;
-  static constexpr int kConsumerRegisters = 216;
+  // 2 CTAs x 256 threads start at 128 registers; 2 x 128 x (56 + 200) = 65536.
+  static constexpr int kProducerRegisters = 56;
+  static constexpr int kConsumerRegisters = 200;
 
   // --- Tiles. 64 query rows (a sparse query block), 64 keys per tile (a block-sparse key block,
   // and the unit a gathered chunk of vertical columns fills): S is m64n64 (32 fp32 registers).

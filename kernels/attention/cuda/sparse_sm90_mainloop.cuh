@@ -100,36 +100,53 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
   KeyTileCursor cursor(p, w.head, w.row_begin, w.row_end);
   const HeadDescriptor& desc = cursor.descriptor();
 
-  // One tile of K or V into stage `dst` (shared address), completing on `full`. A gathered
-  // tile's columns are in `cols_smem` (INT32_MAX past the tile).
+  // One tile of K or V into stage `dst` (shared address), completing on `full`: keys from
+  // `begin` on, or gathered: lane l holds the columns of rows l and l + 32 in `keys` (-1 past
+  // the tile).
   auto load = [&](const CUtensorMap* map, const __nv_bfloat16* base, uint32_t dst, uint32_t full,
-                  const KeyTile& t, const int32_t* cols_smem) {
+                  bool gather, int32_t begin, const int32_t (&keys)[2]) {
     __syncwarp();  // the meta the lanes wrote is ordered before lane 0's arrival
-    if (!t.gather) {
+    if (!gather) {
       if (lane == 0) {
         sm90::MbarArriveExpectTx(full, Cfg::kKVTileBytes);
 #pragma unroll
         for (int b = 0; b < Cfg::kColumnBlocks; ++b) {
-          sm90::TmaLoad3d(dst + b * Cfg::kKVBlockBytes, map, full, b * 64, w.kv_head, t.begin);
+          sm90::TmaLoad3d(dst + b * Cfg::kKVBlockBytes, map, full, b * 64, w.kv_head, begin);
         }
       }
       return;
     }
-    // Lane l copies 16-byte chunk l % kChunks of rows l / kChunks, + 32 / kChunks, ...: the
-    // row's key comes from the column list the lanes wrote to `cols_smem` (INT32_MAX past the
-    // tile: zero-filled).
-    const __nv_bfloat16* head_base = base + static_cast<int64_t>(w.kv_head) * Cfg::kHeadDim;
+    // Lane l copies 16-byte chunk l % kChunks of rows l / kChunks, + 32 / kChunks, ... (a row's
+    // chunks are adjacent lanes: coalesced). Each row's key comes by a shuffle from the lane
+    // holding it, which the compiler issues ahead of the copies (a key read from shared memory
+    // waited out a load before every copy, since cp.async is ordered with memory: ncu showed
+    // that chain as 60% of the producer's stalls), and everything but the key's row offset is
+    // set up once per tile: a copy is a shuffle, one multiply-add and the cp.async. Rows past
+    // the tile copy its first column (the consumer masks them; real data keeps P V finite).
     constexpr int kRowsPerPass = 32 / kChunks;
+    constexpr int kSwizzlePeriod = 8 / kRowsPerPass;  // passes until a lane's row % 8 repeats
     const int chunk = lane % kChunks;
-    const uint32_t chunk_offset = (chunk / 8) * Cfg::kKVBlockBytes;
-#pragma unroll 8
-    for (int row = lane / kChunks; row < Cfg::kBlockN; row += kRowsPerPass) {
-      const int32_t key = cols_smem[row];
-      const bool valid = key != INT32_MAX;
-      const __nv_bfloat16* src =
-          head_base + (valid ? static_cast<int64_t>(key) * p.kv_row_stride + chunk * 8 : 0);
-      CpAsync16(dst + chunk_offset + row * 128 + (((chunk % 8) ^ (row % 8)) << 4), src,
-                      valid);
+    const int lane_row = lane / kChunks;
+    const char* lane_src = reinterpret_cast<const char*>(
+        base + static_cast<int64_t>(w.kv_head) * Cfg::kHeadDim + chunk * 8);
+    const uint32_t row_bytes = static_cast<uint32_t>(p.kv_row_stride) * 2;
+    uint32_t lane_dst[kSwizzlePeriod];
+#pragma unroll
+    for (int j = 0; j < kSwizzlePeriod; ++j) {
+      const int row = kRowsPerPass * j + lane_row;
+      lane_dst[j] = dst + (chunk / 8) * Cfg::kKVBlockBytes + row * 128 + (((chunk % 8) ^ (row % 8)) << 4);
+    }
+    const int32_t first = __shfl_sync(0xffffffffu, keys[0], 0);  // a tile has >= 1 column
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {  // rows 0-31 (keys[half = 0]), then rows 32-63
+      const uint32_t key_of_lane = static_cast<uint32_t>(keys[half] >= 0 ? keys[half] : first);
+#pragma unroll
+      for (int pass = 0; pass < 32 / kRowsPerPass; ++pass) {
+        const uint32_t key = __shfl_sync(0xffffffffu, key_of_lane, kRowsPerPass * pass + lane_row);
+        const int row_offset = (32 * half + kRowsPerPass * pass - kRowsPerPass * (pass % kSwizzlePeriod)) * 128;
+        CpAsync16(lane_dst[pass % kSwizzlePeriod] + row_offset,
+                  lane_src + static_cast<uint64_t>(key) * row_bytes, true);
+      }
     }
     sm90::CpAsyncMbarArrive(full);
     __syncwarp();
@@ -143,19 +160,29 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
     cur = KeyTile{};
     cur.hi = -1;
   }
-  KeyTile prev{};
+  // A gathered tile's columns: lane l reads those of rows l and l + 32 (-1 past the tile). Read
+  // one tile ahead, so their latency overlaps the copies of the tile before.
+  auto read_cols = [&](const KeyTile& t, int32_t (&c)[2]) {
+    c[0] = c[1] = -1;
+    if (!t.gather) return;
+    const int32_t* list = p.index.verticals + desc.vertical_begin + t.begin;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (lane + 32 * h < t.count) c[h] = list[lane + 32 * h];
+    }
+  };
+  // What the previous tile's V needs.
+  bool prev_gather = false;
+  int32_t prev_begin = 0;
+  int32_t prev_cols[2] = {-1, -1};
+  int32_t cols[2];                   // this tile's
+  read_cols(cur, cols);
   int i = 0;
   for (;;) {
     KeyTile next;
     const bool have_next = cursor.Next(&next);
-    int32_t cols[2] = {-1, -1};
-    if (cur.gather) {
-      const int32_t* list = p.index.verticals + desc.vertical_begin + cur.begin;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        if (lane + 32 * h < cur.count) cols[h] = list[lane + 32 * h];
-      }
-    }
+    int32_t next_cols[2] = {-1, -1};
+    if (have_next) read_cols(next, next_cols);
     const int s = i % kStages;
     const int use = i / kStages;
     if (use > 0) sm90::MbarWait(sm.k_empty(s), (use - 1) & 1);
@@ -181,24 +208,27 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
       all_in = __all_sync(0xffffffffu, all_in);
       if (lane == 0) sm.meta(s)->full_gather = all_in ? 1 : 0;
     }
-    load(&sp.tma_k, p.k, sm.k(s), sm.k_full(s), cur, sm.cols(s));
+    load(&sp.tma_k, p.k, sm.k(s), sm.k_full(s), cur.gather, cur.begin, cols);
     if (i > 0) {
       const int ps = (i - 1) % kStages;
       const int puse = (i - 1) / kStages;
       if (puse > 0) sm90::MbarWait(sm.v_empty(ps), (puse - 1) & 1);
-      // V of the previous tile: its columns are still in its K stage's meta (overwritten only
-      // by the tile after this one).
-      load(&sp.tma_v, p.v, sm.v(ps), sm.v_full(ps), prev, sm.cols(ps));
+      load(&sp.tma_v, p.v, sm.v(ps), sm.v_full(ps), prev_gather, prev_begin, prev_cols);
     }
     if (!have_next) break;
-    prev = cur;
+    prev_gather = cur.gather;
+    prev_begin = cur.begin;
+    prev_cols[0] = cols[0];
+    prev_cols[1] = cols[1];
+    cols[0] = next_cols[0];
+    cols[1] = next_cols[1];
     cur = next;
     ++i;
   }
   const int s = i % kStages;
   const int use = i / kStages;
   if (use > 0) sm90::MbarWait(sm.v_empty(s), (use - 1) & 1);
-  load(&sp.tma_v, p.v, sm.v(s), sm.v_full(s), cur, sm.cols(s));
+  load(&sp.tma_v, p.v, sm.v(s), sm.v_full(s), cur.gather, cur.begin, cols);
   // Do not leave the CTA's life with copies in flight from this thread.
   sm90::CpAsyncWaitAll();
 }
