@@ -22,12 +22,14 @@
 // Prints a Markdown report; --json writes one JSON row per (prompt, config) with the per-layer
 // recall, and one per (prompt, config, codec).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -97,11 +99,21 @@ ABSL_FLAG(std::string, search_prompts,
           "/usr/share/common-licenses/MPL-2.0,/usr/share/common-licenses/GFDL-1.3",
           "calibration prompts of the search (other texts than --prompts)");
 ABSL_FLAG(std::string, search_candidates,
-          "a_shape:64:448,a_shape:128:384,vertical_slash:32:480,vertical_slash:64:448,"
-          "vertical_slash:128:384,vertical_slash:256:256,vertical_slash:384:384,"
-          "vertical_slash:512:512,block_sparse:8",
+          "a_shape:64:448,a_shape:128:384,a_shape:64:960,vertical_slash:32:480,"
+          "vertical_slash:64:448,vertical_slash:128:384,vertical_slash:256:256,"
+          "vertical_slash:384:384,vertical_slash:512:512,vertical_slash:16:1008,"
+          "vertical_slash:64:960,block_sparse:8,block_sparse:16",
           "the patterns each head chooses from (built-in specs as in --configs)");
-ABSL_FLAG(double, search_budget, 0.45, "the highest density a head's chosen pattern may have");
+ABSL_FLAG(std::string, search_budget_kind, "cost",
+          "what the search's per-head budget bounds: 'cost' (the GPU kernel's modeled time, "
+          "tests/accuracy/kernel_cost_model.h: 1.0 = every causal 64x64 tile as an A-shape tile) "
+          "or 'density' (the share of causal pairs computed)");
+ABSL_FLAG(double, search_budget, 0.45,
+          "the per-head budget (in --search_budget_kind's units) a chosen pattern must fit");
+ABSL_FLAG(std::string, search_match, "",
+          "a config (as in --configs) whose mean modeled kernel cost on the calibration prompts "
+          "sets the budget instead: the largest whose searched config costs no more; both budget "
+          "kinds are then searched and reported at that cost");
 
 namespace sparsefill::accuracy {
 namespace {
@@ -164,6 +176,7 @@ struct Row {
   std::string prompt, config;
   int64_t tokens = 0;
   double recall_mean = 0, recall_min_head = 0, recall_worst_layer = 0, probe_density = 0;
+  double probe_cost = 0;  // modeled GPU kernel cost (kernel_cost_model.h)
   std::vector<double> recall_per_layer;
   double logits_rel_err = 0, run_density = 0;
   bool top1 = false;
@@ -256,10 +269,16 @@ absl::StatusOr<std::vector<int32_t>> PromptTokens(const worker::BpeTokenizer& to
 }
 
 // The per-head search: dense prefills of the calibration prompts score every candidate on every
-// head; each head takes its best within the budget. Writes the config to `out`.
+// head (recall, density, modeled kernel cost); each head takes its best within the budget.
+// Writes the config to `out`.
 absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBackend& probe,
                                    const std::string& out) {
   const worker::ModelConfig& c = model.config();
+  const std::string kind = absl::GetFlag(FLAGS_search_budget_kind);
+  if (kind != "cost" && kind != "density") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--search_budget_kind is 'cost' or 'density', not '", kind, "'"));
+  }
   std::vector<NamedConfig> candidates;
   std::vector<HeadPattern> patterns;
   std::vector<const PatternConfig*> probes;
@@ -274,7 +293,15 @@ absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBacken
     patterns.push_back(nc.config.layer(0)[0]);
     probes.push_back(&nc.config);
   }
-  HeadScores recall(candidates.size()), density(candidates.size());
+  std::optional<NamedConfig> match;
+  if (const std::string spec = absl::GetFlag(FLAGS_search_match); !spec.empty()) {
+    absl::StatusOr<NamedConfig> parsed = ParseConfig(spec, c);
+    if (!parsed.ok()) return parsed.status();
+    match = *std::move(parsed);
+    probes.push_back(&match->config);  // scored last, not a candidate
+  }
+  // [probe][layer][head], averaged over the calibration prompts.
+  HeadScores recall(probes.size()), density(probes.size()), cost(probes.size());
   const std::vector<std::string> files =
       absl::StrSplit(absl::GetFlag(FLAGS_search_prompts), ',', absl::SkipEmpty());
   for (const std::string& path : files) {
@@ -286,9 +313,10 @@ absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBacken
     absl::StatusOr<worker::PrefillOutput> dense = model.Prefill(*ids, worker::PrefillOptions{});
     probe.SetProbes({}, 0);
     if (!dense.ok()) return dense.status();
-    for (size_t k = 0; k < candidates.size(); ++k) {
-      for (auto [sum, scores] : {std::pair{&recall[k], &probe.recall()[k]},
-                                 std::pair{&density[k], &probe.density()[k]}}) {
+    for (size_t k = 0; k < probes.size(); ++k) {
+      for (auto [sum, scores] :
+           {std::pair{&recall[k], &probe.recall()[k]}, std::pair{&density[k], &probe.density()[k]},
+            std::pair{&cost[k], &probe.kernel_cost()[k]}}) {
         if (sum->empty()) sum->assign(scores->size(), std::vector<double>(c.num_heads, 0.0));
         for (size_t l = 0; l < scores->size(); ++l) {
           for (int h = 0; h < c.num_heads; ++h) {
@@ -298,34 +326,71 @@ absl::StatusOr<NamedConfig> Search(const worker::Model& model, RecallProbeBacken
       }
     }
   }
-  absl::StatusOr<SearchResult> result =
-      SearchPatterns(patterns, recall, density, absl::GetFlag(FLAGS_search_budget));
-  if (!result.ok()) return result.status();
-  std::ofstream file(out);
-  file << result->config.ToJson() << "\n";
-  if (!file) return absl::PermissionDeniedError(absl::StrCat("cannot write ", out));
-  std::printf("## Per-head pattern search\n\n");
-  std::printf("Calibration: %s. Budget: density <= %.2f per head. Written to `%s`.\n\n",
-              absl::StrJoin(files, ", ").c_str(), absl::GetFlag(FLAGS_search_budget), out.c_str());
-  std::printf(
-      "| candidate | mean recall (calibration) | density | heads choosing it "
-      "|\n|---|---|---|---|\n");
-  for (size_t k = 0; k < candidates.size(); ++k) {
-    std::vector<double> r, d;
-    int chosen = 0;
-    for (size_t l = 0; l < recall[k].size(); ++l) {
-      for (int h = 0; h < c.num_heads; ++h) {
-        r.push_back(recall[k][l][h]);
-        d.push_back(density[k][l][h]);
-        chosen += result->choice[l][h] == static_cast<int>(k);
-      }
-    }
-    std::printf("| %s | %.4f | %.3f | %d |\n", candidates[k].name.c_str(), Mean(r), Mean(d),
-                chosen);
+  auto mean_all = [&](const std::vector<std::vector<double>>& s) {
+    std::vector<double> all;
+    for (const auto& l : s) all.insert(all.end(), l.begin(), l.end());
+    return Mean(all);
+  };
+  std::optional<std::array<double, 3>> reference;  // recall, density, cost of --search_match
+  if (match) {
+    reference = {mean_all(recall.back()), mean_all(density.back()), mean_all(cost.back())};
+    for (HeadScores* s : {&recall, &density, &cost}) s->pop_back();
   }
-  std::printf("| **searched** | %.4f | %.3f | %d |\n\n", result->mean_recall, result->mean_density,
-              c.num_layers * c.num_heads);
-  return NamedConfig{"searched", std::move(result->config)};
+  const HeadScores& budget_scores = kind == "cost" ? cost : density;
+  struct Searched {
+    std::string kind;
+    double budget;
+    SearchResult result;
+  };
+  std::vector<Searched> searched;
+  for (const std::string k : {"cost", "density"}) {
+    const HeadScores& scores = k == "cost" ? cost : density;
+    if (!reference && k != kind) continue;
+    double budget = absl::GetFlag(FLAGS_search_budget);
+    absl::StatusOr<SearchResult> r =
+        reference
+            ? SearchPatternsAtMeanCost(patterns, recall, scores, cost, (*reference)[2], &budget)
+            : SearchPatterns(patterns, recall, budget_scores, budget);
+    if (!r.ok()) return r.status();
+    searched.push_back({k, budget, *std::move(r)});
+  }
+  const Searched& chosen = searched[searched[0].kind == kind ? 0 : 1];
+  std::ofstream file(out);
+  file << chosen.result.config.ToJson() << "\n";
+  if (!file) return absl::PermissionDeniedError(absl::StrCat("cannot write ", out));
+
+  std::printf("## Per-head pattern search\n\n");
+  std::printf(
+      "Calibration: %s. Each head takes the candidate with the highest recall whose %s is within "
+      "the budget; modeled kernel cost: the GPU kernel's 64x64 tiles by kind, weighed by their "
+      "H100 cost (tests/accuracy/kernel_cost_model.h), relative to every causal tile as an "
+      "A-shape tile. Written to `%s`: the %s-budget search.\n\n",
+      absl::StrJoin(files, ", ").c_str(), kind == "cost" ? "modeled kernel cost" : "density",
+      out.c_str(), kind.c_str());
+  std::printf(
+      "| candidate | mean recall (calibration) | density | modeled kernel cost | heads choosing "
+      "it |\n|---|---|---|---|---|\n");
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    int chosen_by = 0;
+    for (const auto& l : chosen.result.choice) chosen_by += std::count(l.begin(), l.end(), k);
+    std::printf("| %s | %.4f | %.3f | %.3f | %d |\n", candidates[k].name.c_str(),
+                mean_all(recall[k]), mean_all(density[k]), mean_all(cost[k]), chosen_by);
+  }
+  std::printf(
+      "\n| search | per-head budget | mean recall (calibration) | density | modeled kernel "
+      "cost |\n|---|---|---|---|---|\n");
+  if (reference) {
+    std::printf("| %s (reference) | | %.4f | %.3f | %.3f |\n", match->name.c_str(), (*reference)[0],
+                (*reference)[1], (*reference)[2]);
+  }
+  for (const Searched& s : searched) {
+    std::printf("| %s%s budget%s%s | %.4f | %.4f | %.3f | %.3f |\n", &s == &chosen ? "**" : "",
+                s.kind.c_str(), reference ? ", at equal cost" : "",
+                &s == &chosen ? " (written)**" : "", s.budget, s.result.mean_recall,
+                MeanOfChoice(density, s.result.choice), MeanOfChoice(cost, s.result.choice));
+  }
+  std::printf("\n");
+  return NamedConfig{"searched", chosen.result.config};
 }
 
 // The greedy continuation of `ids`, `count` tokens, as a decode node gets it: one prefill (with
@@ -408,24 +473,26 @@ void PrintPromptReport(const std::vector<Row>& rows, const std::vector<NamedConf
                 r.top1 ? "yes" : "NO", r.top5_overlap);
   }
   std::printf(
-      "\n| config | prompts | mean recall | lowest prompt recall | density | top-1 agreement | "
-      "mean top-5 overlap | mean logits rel err | max logits rel err |\n"
-      "|---|---|---|---|---|---|---|---|---|\n");
+      "\n| config | prompts | mean recall | lowest prompt recall | density | modeled kernel cost | "
+      "top-1 agreement | mean top-5 overlap | mean logits rel err | max logits rel err |\n"
+      "|---|---|---|---|---|---|---|---|---|---|\n");
   for (const NamedConfig& nc : configs) {
-    std::vector<double> rec, dens, top1, top5, err;
+    std::vector<double> rec, dens, cost, top1, top5, err;
     for (const Row& r : rows) {
       if (r.config != nc.name) continue;
       rec.push_back(r.recall_mean);
       dens.push_back(r.run_density);
+      cost.push_back(r.probe_cost);
       top1.push_back(r.top1 ? 1.0 : 0.0);
       top5.push_back(r.top5_overlap);
       err.push_back(r.logits_rel_err);
     }
     if (rec.empty()) continue;
-    std::printf("| %s | %zu | %.4f | %.4f | %.3f | %.1f%% (%.0f/%zu) | %.2f/5 | %.3e | %.3e |\n",
-                nc.name.c_str(), rec.size(), Mean(rec), *std::min_element(rec.begin(), rec.end()),
-                Mean(dens), 100 * Mean(top1), std::accumulate(top1.begin(), top1.end(), 0.0),
-                top1.size(), Mean(top5), Mean(err), *std::max_element(err.begin(), err.end()));
+    std::printf(
+        "| %s | %zu | %.4f | %.4f | %.3f | %.3f | %.1f%% (%.0f/%zu) | %.2f/5 | %.3e | %.3e |\n",
+        nc.name.c_str(), rec.size(), Mean(rec), *std::min_element(rec.begin(), rec.end()),
+        Mean(dens), Mean(cost), 100 * Mean(top1), std::accumulate(top1.begin(), top1.end(), 0.0),
+        top1.size(), Mean(top5), Mean(err), *std::max_element(err.begin(), err.end()));
   }
 }
 
@@ -577,6 +644,7 @@ int Run() {
     if (!dense.ok()) return fail(dense.status());
     const auto recall = probe->recall();
     const auto density = probe->density();
+    const auto kernel_cost = probe->kernel_cost();
     probe->SetProbes({}, 0);
     const int64_t tokens = static_cast<int64_t>(ids->size());
     if (absl::Status s = next_token_check(name, "dense", dense_kv, tokens, dense->first_token);
@@ -601,7 +669,7 @@ int Run() {
       r.prompt = name;
       r.config = configs[p].name;
       r.tokens = static_cast<int64_t>(ids->size());
-      std::vector<double> all, dens;
+      std::vector<double> all, dens, costs;
       r.recall_min_head = 1.0;
       r.recall_worst_layer = 1.0;
       for (size_t l = 0; l < recall[p].size(); ++l) {
@@ -612,9 +680,11 @@ int Run() {
           r.recall_min_head = std::min(r.recall_min_head, x);
         }
         for (double x : density[p][l]) dens.push_back(x);
+        for (double x : kernel_cost[p][l]) costs.push_back(x);
       }
       r.recall_mean = Mean(all);
       r.probe_density = Mean(dens);
+      r.probe_cost = Mean(costs);
       r.run_density = Mean(sparse->attention_density);
       r.logits_rel_err = RelativeError(sparse->logits_last, dense->logits_last);
       r.top1 = sparse->first_token == dense->first_token;
@@ -751,6 +821,7 @@ int Run() {
       o["recall_per_layer"] = worker::JsonValue::MakeArray(std::move(layers));
       o["density_probe"] = worker::JsonValue::Number(r.probe_density);
       o["density_run"] = worker::JsonValue::Number(r.run_density);
+      o["modeled_kernel_cost"] = worker::JsonValue::Number(r.probe_cost);
       o["logits_rel_err"] = worker::JsonValue::Number(r.logits_rel_err);
       o["top1_agree"] = worker::JsonValue::Bool(r.top1);
       o["top5_overlap"] = worker::JsonValue::Integer(r.top5_overlap);

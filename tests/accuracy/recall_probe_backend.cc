@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/parallel_for.h"
 #include "tests/accuracy/attention_recall.h"
+#include "tests/accuracy/kernel_cost_model.h"
 #include "worker/head_key_sets.h"
 
 namespace sparsefill::accuracy {
@@ -18,6 +19,7 @@ absl::StatusOr<int64_t> RecallProbeBackend::BeginPrefill(const worker::ModelConf
   layer_ = 0;
   recall_.assign(probes_.size(), {});
   density_.assign(probes_.size(), {});
+  cost_.assign(probes_.size(), {});
   return inner_->BeginPrefill(config, tokens, patterns);
 }
 
@@ -33,11 +35,13 @@ absl::Status RecallProbeBackend::Attention(const worker::Tensor2D& q, const work
     const std::vector<worker::HeadPattern>& heads = probes_[p]->layer(layer_);
     std::vector<double>& recall = recall_[p].emplace_back(shape.q_heads);
     std::vector<double>& density = density_[p].emplace_back(shape.q_heads);
+    std::vector<double>& cost = cost_[p].emplace_back(shape.q_heads);
     kernels::ParallelFor(0, shape.q_heads, 1, [&](int64_t h0, int64_t h1) {
       for (int h = static_cast<int>(h0); h < h1; ++h) {
         const kernels::HeadKeySet set = worker::EstimateHeadKeySet(heads[h], qf, kf, shape, h);
         recall[h] = AttentionRecall(qf, kf, shape, h, set, last_queries_);
         density[h] = static_cast<double>(set.CountPairs(shape.tokens)) / dense_pairs;
+        cost[h] = RelativeKernelCost(set, shape.tokens);
       }
     });
   }

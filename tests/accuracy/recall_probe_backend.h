@@ -27,6 +27,9 @@ class RecallProbeBackend : public worker::Backend {
   // [probe][layer][head] of the last prefill.
   const std::vector<std::vector<std::vector<double>>>& recall() const { return recall_; }
   const std::vector<std::vector<std::vector<double>>>& density() const { return density_; }
+  // The GPU kernel's modeled cost of each head's key set (kernel_cost_model.h:
+  // RelativeKernelCost, 1.0 = the causal tiles as range tiles).
+  const std::vector<std::vector<std::vector<double>>>& kernel_cost() const { return cost_; }
 
   absl::string_view name() const override { return inner_->name(); }
   kernels::ScalarType activation_dtype() const override { return inner_->activation_dtype(); }
@@ -92,7 +95,7 @@ class RecallProbeBackend : public worker::Backend {
   std::vector<const worker::PatternConfig*> probes_;
   int64_t last_queries_ = 64;
   int layer_ = 0;
-  std::vector<std::vector<std::vector<double>>> recall_, density_;
+  std::vector<std::vector<std::vector<double>>> recall_, density_, cost_;
 };
 
 }  // namespace sparsefill::accuracy

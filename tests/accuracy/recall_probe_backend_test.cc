@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "tests/accuracy/kernel_cost_model.h"
 #include "worker/cpu_backend.h"
 #include "worker/model.h"
 
@@ -44,9 +45,13 @@ TEST(RecallProbeBackendTest, ScoresConfigsWithoutChangingThePrefill) {
     for (int h = 0; h < c.num_heads; ++h) {
       EXPECT_NEAR(probe->recall()[0][l][h], 1.0, 1e-9);
       EXPECT_DOUBLE_EQ(probe->density()[0][l][h], 1.0);
+      EXPECT_DOUBLE_EQ(probe->kernel_cost()[0][l][h], KernelCostModel{}.dense);
       EXPECT_GT(probe->recall()[1][l][h], 0.0);
       EXPECT_LE(probe->recall()[1][l][h], 1.0 + 1e-9);
       EXPECT_LT(probe->density()[1][l][h], 0.25);
+      // At 200 tokens A-shape (4, 16) still walks about every causal tile.
+      EXPECT_DOUBLE_EQ(probe->kernel_cost()[1][l][h],
+                       RelativeKernelCost(kernels::HeadKeySet::AShape(4, 16), 200));
       sparse_sum += probe->recall()[1][l][h];
     }
   }
