@@ -26,19 +26,19 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const ModelLoadOptions& optio
     const absl::string_view shape =
         absl::string_view(options.model_dir).substr(sizeof(kRandomModelPrefix) - 1);
     SF_ASSIGN_OR_RETURN(model->config_, NamedModelConfig(shape));
-    SF_ASSIGN_OR_RETURN(model->weights_,
-                        MakeRandomLlamaWeights(model->config_, options.random_seed, *model->backend_));
+    SF_ASSIGN_OR_RETURN(model->weights_, MakeRandomLlamaWeights(model->config_, options.random_seed,
+                                                                *model->backend_));
     model->name_ = options.model_dir;
   } else if (absl::StartsWith(options.model_dir, kGgufModelPrefix) ||
-             (absl::EndsWith(options.model_dir, ".gguf") &&
-              fs::is_regular_file(options.model_dir))) {
+             (absl::EndsWith(options.model_dir, ".gguf") && !fs::is_directory(options.model_dir))) {
     absl::string_view prefixed = options.model_dir;
     absl::ConsumePrefix(&prefixed, kGgufModelPrefix);
     const std::string path(prefixed);
     if (!fs::is_regular_file(path)) {
-      return absl::NotFoundError(absl::StrCat("GGUF model file ", path,
-                                              " does not exist (deploy/fetch_models.sh fetches "
-                                              "SmolLM2-135M into ~/.cache/sparsefill/models)"));
+      return absl::NotFoundError(
+          absl::StrCat("GGUF model file ", path,
+                       " does not exist: run deploy/fetch_models.sh to fetch it (SmolLM2-135M into "
+                       "$SPARSEFILL_MODEL_CACHE, default ~/.cache/sparsefill/models)"));
     }
     SF_ASSIGN_OR_RETURN(const auto file, GgufFile::Open(path));
     SF_ASSIGN_OR_RETURN(model->config_, ModelConfigFromGguf(*file));

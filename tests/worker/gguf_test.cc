@@ -469,10 +469,18 @@ TEST(GgufModelTest, ErrorsNameTheKeyOrTensor) {
   EXPECT_NE(model.status().message().find("'general.architecture' is 'gptneox'"), std::string::npos)
       << model.status();
 
-  auto missing = Model::Load(ModelLoadOptions{"gguf:/nonexistent/m.gguf", ""}, MakeCpuBackend());
-  ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.status().message().find("fetch_models.sh"), std::string::npos)
-      << missing.status();
+  // A missing model file (with or without the gguf: prefix): NOT_FOUND naming the file and the
+  // script that fetches it (what sparsefill-server and `sparsefill run` print before exiting 1).
+  for (const std::string name : {"gguf:/nonexistent/m.gguf", "/nonexistent/m.gguf"}) {
+    auto missing = Model::Load(ModelLoadOptions{name, ""}, MakeCpuBackend());
+    ASSERT_FALSE(missing.ok()) << name;
+    EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+    EXPECT_NE(missing.status().message().find("/nonexistent/m.gguf does not exist"),
+              std::string::npos)
+        << missing.status();
+    EXPECT_NE(missing.status().message().find("run deploy/fetch_models.sh"), std::string::npos)
+        << missing.status();
+  }
 
   GgufWriter extra;
   extra.AddString("general.architecture", "llama");
