@@ -24,14 +24,16 @@ struct KvRingBarriers {
   __device__ uint32_t v_full(int s) const { return bar(1 + 2 * kStages + s); }
   __device__ uint32_t v_empty(int s) const { return bar(1 + 3 * kStages + s); }
 
-  // One thread, before the CTA barrier that publishes them. The full barriers take one
-  // arrival (with the copies' bytes or cp.async arrivals); the empty ones the given counts.
-  __device__ void InitBarriers(uint32_t k_empty_arrivals, uint32_t v_empty_arrivals) const {
+  // One thread, before the CTA barrier that publishes them. The full barriers take the given
+  // arrivals (one with the copies' bytes or cp.async arrivals, unless more threads copy); the
+  // empty ones the given counts.
+  __device__ void InitBarriers(uint32_t k_empty_arrivals, uint32_t v_empty_arrivals,
+                               uint32_t k_full_arrivals = 1, uint32_t v_full_arrivals = 1) const {
     sm90::MbarInit(q_full(), 1);
     for (int s = 0; s < kStages; ++s) {
-      sm90::MbarInit(k_full(s), 1);
+      sm90::MbarInit(k_full(s), k_full_arrivals);
       sm90::MbarInit(k_empty(s), k_empty_arrivals);
-      sm90::MbarInit(v_full(s), 1);
+      sm90::MbarInit(v_full(s), v_full_arrivals);
       sm90::MbarInit(v_empty(s), v_empty_arrivals);
     }
     sm90::FenceBarrierInit();

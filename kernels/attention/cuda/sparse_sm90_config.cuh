@@ -24,20 +24,26 @@ struct SparseSm90Config {
   static constexpr int kHeadDim = kHeadDimT;
 
   // --- Warp roles. One consumer warpgroup (threads 0-127: 64 query rows, the wgmma M) and a
-  // producer warpgroup (threads 128-255) of which one warp works (TMA for key ranges, cp.async
-  // gathers for vertical columns): a whole warpgroup so that setmaxnreg can move its registers
-  // to the consumer, which holds Q as wgmma A fragments (head_dim / 4 registers) besides S, O
-  // and P. Each CTA owns one query block of one head, whose work list is its own: two consumer
-  // warpgroups in one CTA would need the same list. Two CTAs per SM instead give the overlap
-  // FA3 gets from its two consumers (one CTA's softmax runs while the other's MMAs do).
+  // producer warpgroup (threads 128-255): warp 0 of it walks the work list, publishes each
+  // tile's meta and loads key ranges by TMA; for vertical-slash heads, kGatherWarps more warps
+  // gather the vertical columns' K and V rows with cp.async (32 rows each). One warp issuing a
+  // gathered tile's 2 x 1024 16-byte copies as well was the whole cost of a gathered tile (ncu:
+  // the consumer waited on the data while the producer warp never idled). setmaxnreg moves the
+  // producers' registers to the consumer, which holds Q as wgmma A fragments (head_dim / 4
+  // registers) besides S, O and P. Each CTA owns one query block of one head, whose work list
+  // is its own: two consumer warpgroups in one CTA would need the same list. Two CTAs per SM
+  // instead give the overlap FA3 gets from its two consumers (one CTA's softmax runs while the
+  // other's MMAs do).
   static constexpr int kConsumerThreads = 128;
   static constexpr int kProducerThreads = 128;
   static constexpr int kThreads = kConsumerThreads + kProducerThreads;
   static constexpr int kCtasPerSm = 2;
   static constexpr int kConsumerWarps = kConsumerThreads / 32;
-  // 2 CTAs x 256 threads start at 128 registers; 2 x 128 x (56 + 200) = 65536.
-  static constexpr int kProducerRegisters = 56;
-  static constexpr int kConsumerRegisters = 200;
+  static constexpr int kGatherWarps = 2;  // 32 rows of a gathered tile each
+  // 2 CTAs x 256 threads start at 128 registers; 2 x 128 x (72 + 184) = 65536 (the publishing
+  // warp spills below 72; the consumer fits 184).
+  static constexpr int kProducerRegisters = 72;
+  static constexpr int kConsumerRegisters = 184;
 
   // --- Tiles. 64 query rows (a sparse query block), 64 keys per tile (a block-sparse key block,
   // and the unit a gathered chunk of vertical columns fills): S is m64n64 (32 fp32 registers).
@@ -62,14 +68,17 @@ struct SparseSm90Config {
   static constexpr int kSmemV = kSmemK + kStages * kKVTileBytes;
   static constexpr int kSmemMeta = kSmemV + kStages * kKVTileBytes;
   static constexpr int kSmemBarriers = kSmemMeta + kStages * kMetaBytes;
-  // q_full, then per stage k_full, k_empty, v_full, v_empty.
-  static constexpr int kBarriers = 1 + 4 * kStages;
+  // q_full, then per stage k_full, k_empty, v_full, v_empty; then per stage gather_ready (a
+  // tile's meta is out: the gather warps read it).
+  static constexpr int kBarriers = 1 + 5 * kStages;
   static constexpr int kSmemBytes = kSmemBarriers + kBarriers * 8 + 1024;  // + alignment slack
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "the wgmma kernels cover head_dim 64 and 128");
   static_assert(sizeof(SparseTileMeta) <= kMetaCols, "the tile record fits before the columns");
   static_assert(kBlockN == 64, "S uses m64n64k16; covered-row masks are 64-bit");
   static_assert(kBlockM == 64, "one consumer warpgroup: 64 rows");
+  static_assert(kGatherWarps * 32 == kBlockN, "each gather warp copies 32 rows (a lane's key each)");
+  static_assert(1 + kGatherWarps <= kProducerThreads / 32, "the gather warps are producer warps");
   static_assert(kKVTileBytes == kBlockM * kHeadDim * 2, "K stage 0 holds the output tile");
   static_assert(kSmemMeta % 8 == 0 && kMetaBytes % 8 == 0, "uint64 masks stay aligned");
   static_assert(kSmemBytes * kCtasPerSm <= 227 * 1024, "two CTAs must fit one SM");

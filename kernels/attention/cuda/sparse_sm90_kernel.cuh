@@ -36,12 +36,20 @@ __global__ void __launch_bounds__(SparseSm90Config<kHeadDim>::kThreads,
   // Dense heads ran on the dense wgmma kernel (uniform over the CTA, before any barrier).
   if (p.skip_dense_heads && p.index.heads[w.head].kind == HeadKind::kDense) return;
 
-  if (threadIdx.x == 0) sm.InitBarriers();
+  if (threadIdx.x == 0) sm.InitBarriers(HeadGathers(p, w.head));
   __syncthreads();  // the roles below never meet again at a CTA-wide barrier
 
   if (threadIdx.x >= Cfg::kConsumerThreads) {
     sm90::SetMaxRegistersDec<Cfg::kProducerRegisters>();
-    if (threadIdx.x < Cfg::kConsumerThreads + 32) SparseProducer<Cfg>(sp, sm, w);
+    // (Read again here rather than kept from above: a value live into the consumer's branch
+    // costs it a register it does not have.)
+    const bool gathers = HeadGathers(p, w.head);
+    const int producer_warp = (threadIdx.x - Cfg::kConsumerThreads) / 32;
+    if (producer_warp == 0) {
+      SparseProducer<Cfg>(sp, sm, w, gathers);
+    } else if (gathers && producer_warp <= Cfg::kGatherWarps) {
+      SparseGatherer<Cfg>(sp, sm, w, producer_warp - 1);
+    }
     return;
   }
   sm90::SetMaxRegistersInc<Cfg::kConsumerRegisters>();

@@ -62,7 +62,8 @@ __device__ inline SparseWorkTile GetSparseWorkTile(const AttentionParams& p, uin
 // a generic pointer); the barriers follow them (kv_ring_barriers.cuh).
 template <class Cfg>
 struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
-  static_assert(KvRingBarriers<Cfg::kStages>::kCount == Cfg::kBarriers, "the planned barriers");
+  static_assert(KvRingBarriers<Cfg::kStages>::kCount + Cfg::kStages == Cfg::kBarriers,
+                "the ring's barriers, then gather_ready per stage");
   uint32_t base;
   uint8_t* generic;  // the same window as a generic pointer (meta reads and writes)
   __device__ uint32_t k(int s) const { return base + Cfg::kSmemK + s * Cfg::kKVTileBytes; }
@@ -81,18 +82,66 @@ struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
   __device__ static SparseSm90Smem At(uint32_t base, uint8_t* generic) {
     return SparseSm90Smem{{base + Cfg::kSmemBarriers}, base, generic};
   }
+  __device__ uint32_t gather_ready(int s) const {
+    return this->bar(KvRingBarriers<Cfg::kStages>::kCount + s);
+  }
   // Each consumer warp releases a K stage (it read the stage's meta), one thread a V stage.
-  __device__ void InitBarriers() const {
-    KvRingBarriers<Cfg::kStages>::InitBarriers(Cfg::kConsumerWarps, 1);
+  // With gather warps (`gathers`: a vertical-slash head), each of them also releases the K stage
+  // (it read the meta too), and the full barriers count their arrivals: K takes the publishing
+  // warp's and theirs, V theirs (a TMA tile's loader arrives for all of them).
+  __device__ void InitBarriers(bool gathers) const {
+    const uint32_t g = gathers ? Cfg::kGatherWarps : 0;
+    KvRingBarriers<Cfg::kStages>::InitBarriers(Cfg::kConsumerWarps + g, 1, 1 + g, g > 0 ? g : 1);
+    for (int s = 0; s < Cfg::kStages; ++s) sm90::MbarInit(gather_ready(s), 1);
   }
 };
 
-// The producer warp (all 32 lanes walk the same tile sequence; lane 0 issues TMA and arrivals,
-// every lane issues its share of a gather).
+// Whether a head's tiles include gathered ones (vertical columns): only then do gather warps run.
+__device__ inline bool HeadGathers(const AttentionParams& p, int head) {
+  return p.sparse && p.index.heads[head].kind == HeadKind::kVerticalSlash;
+}
+
+// Copies 32 rows [row0, row0 + 32) of a gathered K or V tile into stage `dst` (shared address):
+// lane l holds the key of row row0 + l. Lane l copies 16-byte chunk l % kChunks of rows
+// l / kChunks, + 32 / kChunks, ... (a row's chunks are adjacent lanes: coalesced); each row's key
+// comes by a shuffle, which the compiler issues ahead of the copies (keys read from shared memory
+// waited out a load before every copy, as cp.async is ordered with memory: 60% of the copying
+// warp's stalls in ncu), and all but the key's row offset is set up once: a copy is a shuffle,
+// one multiply-add and the cp.async.
+template <class Cfg>
+__device__ __forceinline__ void GatherRows(uint32_t dst, const __nv_bfloat16* base, int kv_head,
+                                           int64_t kv_row_stride, uint32_t key_of_lane, int row0) {
+  constexpr int kChunks = Cfg::kHeadDim / 8;  // 16-byte chunks per K/V row
+  constexpr int kRowsPerPass = 32 / kChunks;
+  constexpr int kSwizzlePeriod = 8 / kRowsPerPass;  // passes until a lane's row % 8 repeats
+  const int lane = threadIdx.x % 32;
+  const int chunk = lane % kChunks;
+  const int lane_row = lane / kChunks;
+  const char* lane_src =
+      reinterpret_cast<const char*>(base + static_cast<int64_t>(kv_head) * Cfg::kHeadDim + chunk * 8);
+  const uint32_t row_bytes = static_cast<uint32_t>(kv_row_stride) * 2;
+  uint32_t lane_dst[kSwizzlePeriod];
+#pragma unroll
+  for (int j = 0; j < kSwizzlePeriod; ++j) {
+    const int row = row0 + kRowsPerPass * j + lane_row;
+    lane_dst[j] =
+        dst + (chunk / 8) * Cfg::kKVBlockBytes + row * 128 + (((chunk % 8) ^ (row % 8)) << 4);
+  }
+#pragma unroll
+  for (int pass = 0; pass < 32 / kRowsPerPass; ++pass) {
+    const uint32_t key = __shfl_sync(0xffffffffu, key_of_lane, kRowsPerPass * pass + lane_row);
+    const int row_offset = kRowsPerPass * (pass - pass % kSwizzlePeriod) * 128;
+    CpAsync16(lane_dst[pass % kSwizzlePeriod] + row_offset,
+              lane_src + static_cast<uint64_t>(key) * row_bytes, true);
+  }
+}
+
+// The publishing producer warp: all 32 lanes walk the same tile sequence. Per tile it writes the
+// meta (for a gathered tile also its columns and covered-row masks) and, for key ranges, lane 0
+// loads K and V by TMA; a gathered tile's rows are the gather warps' (SparseGatherer).
 template <class Cfg>
 __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<Cfg>& sm,
-                               const SparseWorkTile& w) {
-  constexpr int kChunks = Cfg::kHeadDim / 8;  // 16-byte chunks per K/V row
+                               const SparseWorkTile& w, bool gathers) {
   constexpr int kStages = Cfg::kStages;
   const AttentionParams& p = sp.attn;
   const int lane = threadIdx.x % 32;
@@ -100,59 +149,17 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
   KeyTileCursor cursor(p, w.head, w.row_begin, w.row_end);
   const HeadDescriptor& desc = cursor.descriptor();
 
-  // One tile of K or V into stage `dst` (shared address), completing on `full`: keys from
-  // `begin` on, or gathered: lane l holds the columns of rows l and l + 32 in `keys` (-1 past
-  // the tile).
-  auto load = [&](const CUtensorMap* map, const __nv_bfloat16* base, uint32_t dst, uint32_t full,
-                  bool gather, int32_t begin, const int32_t (&keys)[2]) {
-    __syncwarp();  // the meta the lanes wrote is ordered before lane 0's arrival
-    if (!gather) {
-      if (lane == 0) {
-        sm90::MbarArriveExpectTx(full, Cfg::kKVTileBytes);
+  // A key range's K or V into stage `dst` by TMA, completing on `full` (lane 0); with gather
+  // warps it arrives for them too (`gather_arrivals`: their count on this barrier).
+  auto load_range = [&](const CUtensorMap* map, uint32_t dst, uint32_t full, int32_t begin,
+                        uint32_t gather_arrivals) {
+    if (lane != 0) return;
+    sm90::MbarArriveExpectTx(full, Cfg::kKVTileBytes, gathers ? gather_arrivals : 1u);
 #pragma unroll
-        for (int b = 0; b < Cfg::kColumnBlocks; ++b) {
-          sm90::TmaLoad3d(dst + b * Cfg::kKVBlockBytes, map, full, b * 64, w.kv_head, begin);
-        }
-      }
-      return;
+    for (int b = 0; b < Cfg::kColumnBlocks; ++b) {
+      sm90::TmaLoad3d(dst + b * Cfg::kKVBlockBytes, map, full, b * 64, w.kv_head, begin);
     }
-    // Lane l copies 16-byte chunk l % kChunks of rows l / kChunks, + 32 / kChunks, ... (a row's
-    // chunks are adjacent lanes: coalesced). Each row's key comes by a shuffle from the lane
-    // holding it, which the compiler issues ahead of the copies (a key read from shared memory
-    // waited out a load before every copy, since cp.async is ordered with memory: ncu showed
-    // that chain as 60% of the producer's stalls), and everything but the key's row offset is
-    // set up once per tile: a copy is a shuffle, one multiply-add and the cp.async. Rows past
-    // the tile copy its first column (the consumer masks them; real data keeps P V finite).
-    constexpr int kRowsPerPass = 32 / kChunks;
-    constexpr int kSwizzlePeriod = 8 / kRowsPerPass;  // passes until a lane's row % 8 repeats
-    const int chunk = lane % kChunks;
-    const int lane_row = lane / kChunks;
-    const char* lane_src = reinterpret_cast<const char*>(
-        base + static_cast<int64_t>(w.kv_head) * Cfg::kHeadDim + chunk * 8);
-    const uint32_t row_bytes = static_cast<uint32_t>(p.kv_row_stride) * 2;
-    uint32_t lane_dst[kSwizzlePeriod];
-#pragma unroll
-    for (int j = 0; j < kSwizzlePeriod; ++j) {
-      const int row = kRowsPerPass * j + lane_row;
-      lane_dst[j] = dst + (chunk / 8) * Cfg::kKVBlockBytes + row * 128 + (((chunk % 8) ^ (row % 8)) << 4);
-    }
-    const int32_t first = __shfl_sync(0xffffffffu, keys[0], 0);  // a tile has >= 1 column
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {  // rows 0-31 (keys[half = 0]), then rows 32-63
-      const uint32_t key_of_lane = static_cast<uint32_t>(keys[half] >= 0 ? keys[half] : first);
-#pragma unroll
-      for (int pass = 0; pass < 32 / kRowsPerPass; ++pass) {
-        const uint32_t key = __shfl_sync(0xffffffffu, key_of_lane, kRowsPerPass * pass + lane_row);
-        const int row_offset = (32 * half + kRowsPerPass * pass - kRowsPerPass * (pass % kSwizzlePeriod)) * 128;
-        CpAsync16(lane_dst[pass % kSwizzlePeriod] + row_offset,
-                  lane_src + static_cast<uint64_t>(key) * row_bytes, true);
-      }
-    }
-    sm90::CpAsyncMbarArrive(full);
-    __syncwarp();
-    if (lane == 0) sm90::MbarArrive(full);
   };
-
   KeyTile cur;
   if (!cursor.Next(&cur)) {
     // Nothing to compute (no pattern leaves a row without its own key, but the index format
@@ -160,29 +167,22 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
     cur = KeyTile{};
     cur.hi = -1;
   }
-  // A gathered tile's columns: lane l reads those of rows l and l + 32 (-1 past the tile). Read
-  // one tile ahead, so their latency overlaps the copies of the tile before.
-  auto read_cols = [&](const KeyTile& t, int32_t (&c)[2]) {
-    c[0] = c[1] = -1;
-    if (!t.gather) return;
-    const int32_t* list = p.index.verticals + desc.vertical_begin + t.begin;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      if (lane + 32 * h < t.count) c[h] = list[lane + 32 * h];
-    }
-  };
-  // What the previous tile's V needs.
-  bool prev_gather = false;
+  // The previous tile's V (loaded after this tile's K) when it is a key range.
+  bool prev_range = false;
   int32_t prev_begin = 0;
-  int32_t prev_cols[2] = {-1, -1};
-  int32_t cols[2];                   // this tile's
-  read_cols(cur, cols);
   int i = 0;
   for (;;) {
     KeyTile next;
     const bool have_next = cursor.Next(&next);
-    int32_t next_cols[2] = {-1, -1};
-    if (have_next) read_cols(next, next_cols);
+    // A gathered tile's columns: lane l reads those of rows l and l + 32 (-1 past the tile).
+    int32_t cols[2] = {-1, -1};
+    if (cur.gather) {
+      const int32_t* list = p.index.verticals + desc.vertical_begin + cur.begin;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if (lane + 32 * h < cur.count) cols[h] = list[lane + 32 * h];
+      }
+    }
     const int s = i % kStages;
     const int use = i / kStages;
     if (use > 0) sm90::MbarWait(sm.k_empty(s), (use - 1) & 1);
@@ -208,27 +208,70 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
       all_in = __all_sync(0xffffffffu, all_in);
       if (lane == 0) sm.meta(s)->full_gather = all_in ? 1 : 0;
     }
-    load(&sp.tma_k, p.k, sm.k(s), sm.k_full(s), cur.gather, cur.begin, cols);
-    if (i > 0) {
+    __syncwarp();  // the meta the lanes wrote is ordered before lane 0's arrivals
+    if (gathers && lane == 0) sm90::MbarArrive(sm.gather_ready(s));
+    if (cur.gather) {
+      if (lane == 0) sm90::MbarArrive(sm.k_full(s));  // the meta; the gather warps add the rows
+    } else {
+      load_range(&sp.tma_k, sm.k(s), sm.k_full(s), cur.begin, 1 + Cfg::kGatherWarps);
+    }
+    if (i > 0 && prev_range) {
       const int ps = (i - 1) % kStages;
       const int puse = (i - 1) / kStages;
       if (puse > 0) sm90::MbarWait(sm.v_empty(ps), (puse - 1) & 1);
-      load(&sp.tma_v, p.v, sm.v(ps), sm.v_full(ps), prev_gather, prev_begin, prev_cols);
+      load_range(&sp.tma_v, sm.v(ps), sm.v_full(ps), prev_begin, Cfg::kGatherWarps);
     }
     if (!have_next) break;
-    prev_gather = cur.gather;
+    prev_range = !cur.gather;
     prev_begin = cur.begin;
-    prev_cols[0] = cols[0];
-    prev_cols[1] = cols[1];
-    cols[0] = next_cols[0];
-    cols[1] = next_cols[1];
     cur = next;
     ++i;
   }
-  const int s = i % kStages;
-  const int use = i / kStages;
-  if (use > 0) sm90::MbarWait(sm.v_empty(s), (use - 1) & 1);
-  load(&sp.tma_v, p.v, sm.v(s), sm.v_full(s), cur.gather, cur.begin, cols);
+  if (!cur.gather) {
+    const int s = i % kStages;
+    const int use = i / kStages;
+    if (use > 0) sm90::MbarWait(sm.v_empty(s), (use - 1) & 1);
+    load_range(&sp.tma_v, sm.v(s), sm.v_full(s), cur.begin, Cfg::kGatherWarps);
+  }
+}
+
+// A gather warp of a vertical-slash head: follows the published tiles and, for each gathered
+// one, copies its 32 rows of K (then, once the stage's V is free, of V) and arrives on the full
+// barriers; it also releases each K stage's meta. Rows past the tile copy the tile's first
+// column (the consumer masks them; real data keeps P V finite).
+template <class Cfg>
+__device__ void SparseGatherer(const SparseSm90Params& sp, const SparseSm90Smem<Cfg>& sm,
+                               const SparseWorkTile& w, int gatherer) {
+  constexpr int kStages = Cfg::kStages;
+  const AttentionParams& p = sp.attn;
+  const int lane = threadIdx.x % 32;
+  const int row0 = 32 * gatherer;
+  for (int i = 0;; ++i) {
+    const int s = i % kStages;
+    const int use = i / kStages;
+    sm90::MbarWait(sm.gather_ready(s), use & 1);
+    const bool gather = sm.meta(s)->tile.gather;
+    const bool last = sm.meta(s)->last != 0;
+    uint32_t key = 0;
+    if (gather) {
+      const int32_t mine = sm.cols(s)[row0 + lane];
+      key = static_cast<uint32_t>(mine != INT32_MAX ? mine : sm.cols(s)[0]);
+    }
+    __syncwarp();
+    if (lane == 0) sm90::MbarArrive(sm.k_empty(s));  // done with the stage's meta
+    if (gather) {
+      GatherRows<Cfg>(sm.k(s), p.k, w.kv_head, p.kv_row_stride, key, row0);
+      sm90::CpAsyncMbarArrive(sm.k_full(s));
+      __syncwarp();
+      if (lane == 0) sm90::MbarArrive(sm.k_full(s));
+      if (use > 0) sm90::MbarWait(sm.v_empty(s), (use - 1) & 1);
+      GatherRows<Cfg>(sm.v(s), p.v, w.kv_head, p.kv_row_stride, key, row0);
+      sm90::CpAsyncMbarArrive(sm.v_full(s));
+      __syncwarp();
+      if (lane == 0) sm90::MbarArrive(sm.v_full(s));
+    }
+    if (last) break;
+  }
   // Do not leave the CTA's life with copies in flight from this thread.
   sm90::CpAsyncWaitAll();
 }
