@@ -358,7 +358,10 @@ struct Row {
   std::string pattern, kind, inputs, status = "ok", error, description, output_check;
   double ms = NAN, ms_min = NAN, ms_max = NAN, est_ms = NAN, attn_ms = NAN, est_share = NAN;
   double density = NAN, selected_density = NAN, tflops = NAN, tflops_incl_est = NAN;
-  int64_t pairs = -1, selected_pairs = -1;
+  // Throughput on the pairs of the 64 x 64 tiles the kernel computed, masked pairs included:
+  // the kernel's efficiency, where tflops (on the pattern's pairs) also charges the tile cover.
+  double tflops_tiles = NAN;
+  int64_t pairs = -1, selected_pairs = -1, tile_pairs = -1;
   std::string pairs_source;
   int repeats = 0;
 };
@@ -390,6 +393,8 @@ class Reporter {
     if (!r.pairs_source.empty()) o << ",\"pairs_source\":\"" << r.pairs_source << "\"";
     Num(o, "tflops", r.tflops);
     Num(o, "tflops_incl_est", r.tflops_incl_est);
+    Int(o, "tile_pairs", r.tile_pairs);
+    Num(o, "tflops_tiles", r.tflops_tiles);
     if (!r.output_check.empty()) {
       o << ",\"output_check\":\"" << JsonEscape(r.output_check) << "\"";
     }
@@ -405,8 +410,8 @@ class Reporter {
     }
     // The human table.
     if (!header_done_) {
-      std::fprintf(stderr, "%8s  %-26s %10s %8s %8s %8s %6s  %s\n", "tokens", "pattern", "ms",
-                   "density", "sel.dens", "TFLOP/s", "est%", "status");
+      std::fprintf(stderr, "%8s  %-26s %10s %8s %8s %8s %8s %6s  %s\n", "tokens", "pattern",
+                   "ms", "density", "sel.dens", "TFLOP/s", "tile TF", "est%", "status");
       header_done_ = true;
     }
     auto f = [](double v, const char* fmt) {
@@ -415,10 +420,11 @@ class Reporter {
       std::snprintf(buf, sizeof buf, fmt, v);
       return std::string(buf);
     };
-    std::fprintf(stderr, "%8lld  %-26s %10s %8s %8s %8s %6s  %s%s%s\n",
+    std::fprintf(stderr, "%8lld  %-26s %10s %8s %8s %8s %8s %6s  %s%s%s\n",
                  static_cast<long long>(r.tokens), r.pattern.c_str(), f(r.ms, "%.3f").c_str(),
                  f(r.density, "%.4f").c_str(), f(r.selected_density, "%.4f").c_str(),
-                 f(r.tflops, "%.1f").c_str(), f(100.0 * r.est_share, "%.1f").c_str(),
+                 f(r.tflops, "%.1f").c_str(), f(r.tflops_tiles, "%.1f").c_str(),
+                 f(100.0 * r.est_share, "%.1f").c_str(),
                  r.status.c_str(), r.error.empty() ? "" : ": ", r.error.c_str());
     std::fflush(stderr);
   }
@@ -476,7 +482,8 @@ class Bench {
     const size_t flush =
         std::max<size_t>(256ull << 20, 4ull * static_cast<size_t>(prop.l2CacheSize));
     BENCH_TRY_STATUS(flush_.Alloc(flush, "cudaMalloc(L2 flush buffer)"));
-    BENCH_TRY_STATUS(counters_.Alloc(sizeof(unsigned long long) * (opt_.q_heads + 1),
+    // Per head: pairs computed, then pairs of the tiles computed; then the non-finite count.
+    BENCH_TRY_STATUS(counters_.Alloc(sizeof(unsigned long long) * (2 * opt_.q_heads + 1),
                                      "cudaMalloc(pair counters)"));
     return {};
   }
@@ -728,9 +735,12 @@ class Bench {
   }
 
   // Poison out with NaN, run once with the pair counters, check that every output is finite.
-  // `launch(counters)` enqueues one complete run. Returns the run's time in ms in *ms.
+  // `launch(counters)` enqueues one complete run (counters: q_heads pair counters, then q_heads
+  // tile-pair counters). Returns the run's time in ms in *ms and the counts per head.
   Status CheckedRun(int64_t T, const std::function<Status(unsigned long long*)>& launch,
-                    std::vector<unsigned long long>* counts, uint64_t* nonfinite, double* ms) {
+                    std::vector<unsigned long long>* counts,
+                    std::vector<unsigned long long>* tile_counts, uint64_t* nonfinite,
+                    double* ms) {
     const uint64_t q_elems = static_cast<uint64_t>(T) * opt_.q_heads * opt_.head_dim;
     auto* counters = counters_.as<unsigned long long>();
     BENCH_TRY(cudaMemsetAsync(out_.as<void>(), 0xff, q_elems * sizeof(bf16), stream_));
@@ -740,19 +750,19 @@ class Bench {
     BENCH_TRY(cudaEventRecord(e0, stream_));
     BENCH_TRY_STATUS(launch(counters));
     BENCH_TRY(cudaEventRecord(e1, stream_));
-    CountNonFiniteKernel<<<GridFor(q_elems, sms_), 256, 0, stream_>>>(out_.as<bf16>(), q_elems,
-                                                                      counters + opt_.q_heads);
+    CountNonFiniteKernel<<<GridFor(q_elems, sms_), 256, 0, stream_>>>(
+        out_.as<bf16>(), q_elems, counters + 2 * opt_.q_heads);
     BENCH_TRY(cudaGetLastError());
     BENCH_TRY(cudaStreamSynchronize(stream_));
     float t = 0;
     BENCH_TRY(cudaEventElapsedTime(&t, e0, e1));
     *ms = t;
-    std::vector<unsigned long long> host(opt_.q_heads + 1);
+    std::vector<unsigned long long> host(2 * opt_.q_heads + 1);
     BENCH_TRY(
         cudaMemcpy(host.data(), counters, host.size() * sizeof(host[0]), cudaMemcpyDeviceToHost));
     *nonfinite = host.back();
-    host.pop_back();
-    *counts = host;
+    counts->assign(host.begin(), host.begin() + opt_.q_heads);
+    tile_counts->assign(host.begin() + opt_.q_heads, host.begin() + 2 * opt_.q_heads);
     return {};
   }
 
@@ -836,11 +846,14 @@ class Bench {
   }
 
   // Fills density, pairs and throughput fields from the counters and the selected pairs.
-  void FillPairs(int64_t T, const std::vector<unsigned long long>& counts, int64_t selected,
+  void FillPairs(int64_t T, const std::vector<unsigned long long>& counts,
+                 const std::vector<unsigned long long>& tile_counts, int64_t selected,
                  uint64_t nonfinite, Row* row) const {
     const double dense = DensePairsAllHeads(T);
-    unsigned long long counted = 0;
+    unsigned long long counted = 0, tile_counted = 0;
     for (unsigned long long c : counts) counted += c;
+    for (unsigned long long c : tile_counts) tile_counted += c;
+    if (tile_counted > 0) row->tile_pairs = static_cast<int64_t>(tile_counted);
     row->selected_pairs = selected;
     row->selected_density = static_cast<double>(selected) / dense;
     if (counted > 0) {
@@ -865,7 +878,7 @@ class Bench {
     bf16* out = out_.as<bf16>();
     const double flop_per_pair = 4.0 * opt_.head_dim;
 
-    std::vector<unsigned long long> counts;
+    std::vector<unsigned long long> counts, tile_counts;
     uint64_t nonfinite = 0;
     double first_ms = 0;
     std::vector<std::vector<double>> times;
@@ -876,7 +889,8 @@ class Bench {
         return {};
       };
       BENCH_TRY_STATUS(CheckedRun(
-          T, [&](unsigned long long*) { return run(); }, &counts, &nonfinite, &first_ms));
+          T, [&](unsigned long long*) { return run(); }, &counts, &tile_counts, &nonfinite,
+          &first_ms));
       if (first_ms < 1000) BENCH_TRY_STATUS(run());  // a second warm-up run when cheap
       const int n = RepeatsFor(first_ms);
       BENCH_TRY_STATUS(TimedRuns(n, {run}, &times));
@@ -885,7 +899,7 @@ class Bench {
       row->ms_min = *std::min_element(times[0].begin(), times[0].end());
       row->ms_max = *std::max_element(times[0].begin(), times[0].end());
       const int64_t dense_pairs = static_cast<int64_t>(DensePairsAllHeads(T));
-      FillPairs(T, {}, dense_pairs, nonfinite, row);
+      FillPairs(T, {}, {}, dense_pairs, nonfinite, row);
       row->pairs_source = "dense causal";
       row->tflops = flop_per_pair * static_cast<double>(row->pairs) / (row->ms * 1e-3) / 1e12;
       return {};
@@ -906,10 +920,11 @@ class Bench {
                    def.name.c_str(), static_cast<long long>(T),
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       auto launch = [&](unsigned long long* counters) -> Status {
-        BENCH_TRY(kc::SparseAttention(dims, view, q, k, v, out, counters, stream_));
+        BENCH_TRY(kc::SparseAttention(dims, view, q, k, v, out, counters, stream_,
+                                      counters ? counters + opt_.q_heads : nullptr));
         return {};
       };
-      BENCH_TRY_STATUS(CheckedRun(T, launch, &counts, &nonfinite, &first_ms));
+      BENCH_TRY_STATUS(CheckedRun(T, launch, &counts, &tile_counts, &nonfinite, &first_ms));
       if (first_ms < 1000) BENCH_TRY_STATUS(launch(nullptr));
       const int n = RepeatsFor(first_ms);
       BENCH_TRY_STATUS(TimedRuns(n, {[&]() { return launch(nullptr); }}, &times));
@@ -917,8 +932,12 @@ class Bench {
       row->ms = Median(times[0]);
       row->ms_min = *std::min_element(times[0].begin(), times[0].end());
       row->ms_max = *std::max_element(times[0].begin(), times[0].end());
-      FillPairs(T, counts, selected, nonfinite, row);
+      FillPairs(T, counts, tile_counts, selected, nonfinite, row);
       row->tflops = flop_per_pair * static_cast<double>(row->pairs) / (row->ms * 1e-3) / 1e12;
+      if (row->tile_pairs > 0) {
+        row->tflops_tiles =
+            flop_per_pair * static_cast<double>(row->tile_pairs) / (row->ms * 1e-3) / 1e12;
+      }
       return {};
     }
 
@@ -934,7 +953,8 @@ class Bench {
       return {};
     };
     auto attend = [&](unsigned long long* counters) -> Status {
-      BENCH_TRY(kc::SparseAttention(dims, view, q, k, v, out, counters, stream_));
+      BENCH_TRY(kc::SparseAttention(dims, view, q, k, v, out, counters, stream_,
+                                    counters ? counters + opt_.q_heads : nullptr));
       return {};
     };
     BENCH_TRY_STATUS(CheckedRun(
@@ -943,7 +963,7 @@ class Bench {
           BENCH_TRY_STATUS(build());
           return attend(counters);
         },
-        &counts, &nonfinite, &first_ms));
+        &counts, &tile_counts, &nonfinite, &first_ms));
     HostSparseIndex built;
     BENCH_TRY_STATUS(DownloadIndex(view, T, &built));
     const int64_t selected = SelectedPairsAllHeads(built.view(), opt_.q_heads, T);
@@ -962,7 +982,11 @@ class Bench {
     row->est_ms = Median(times[0]);
     row->attn_ms = Median(times[1]);
     row->est_share = row->est_ms / (row->est_ms + row->attn_ms);
-    FillPairs(T, counts, selected, nonfinite, row);
+    FillPairs(T, counts, tile_counts, selected, nonfinite, row);
+    if (row->tile_pairs > 0) {
+      row->tflops_tiles =
+          flop_per_pair * static_cast<double>(row->tile_pairs) / (row->attn_ms * 1e-3) / 1e12;
+    }
     // Throughput of the attention kernel on the pairs it computed, and of the whole step.
     row->tflops = flop_per_pair * static_cast<double>(row->pairs) / (row->attn_ms * 1e-3) / 1e12;
     row->tflops_incl_est =

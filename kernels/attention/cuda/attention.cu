@@ -98,22 +98,27 @@ cudaError_t DenseAttentionSm80(const AttentionDims& dims, const __nv_bfloat16* q
 static cudaError_t MakeSparseParams(const AttentionDims& dims, const SparseIndexView& index,
                                     const __nv_bfloat16* q, const __nv_bfloat16* k,
                                     const __nv_bfloat16* v, __nv_bfloat16* out,
-                                    unsigned long long* computed_pairs, AttentionParams* params) {
+                                    unsigned long long* computed_pairs,
+                                    unsigned long long* computed_tile_pairs,
+                                    AttentionParams* params) {
   if (const cudaError_t err = CheckAttentionDims(dims); err != cudaSuccess) return err;
   if (index.heads == nullptr) return cudaErrorInvalidValue;
   *params = MakeParams(dims, q, k, v, out);
   params->sparse = true;
   params->index = index;
   params->computed_pairs = computed_pairs;
+  params->computed_tile_pairs = computed_tile_pairs;
   return cudaSuccess;
 }
 
 cudaError_t SparseAttention(const AttentionDims& dims, const SparseIndexView& index,
                             const __nv_bfloat16* q, const __nv_bfloat16* k,
                             const __nv_bfloat16* v, __nv_bfloat16* out,
-                            unsigned long long* computed_pairs, cudaStream_t stream) {
+                            unsigned long long* computed_pairs, cudaStream_t stream,
+                            unsigned long long* computed_tile_pairs) {
   AttentionParams params;
-  if (const cudaError_t err = MakeSparseParams(dims, index, q, k, v, out, computed_pairs, &params);
+  if (const cudaError_t err = MakeSparseParams(dims, index, q, k, v, out, computed_pairs,
+                                               computed_tile_pairs, &params);
       err != cudaSuccess) {
     return err;
   }
@@ -123,7 +128,8 @@ cudaError_t SparseAttention(const AttentionDims& dims, const SparseIndexView& in
   // Where the wgmma kernels do not cover the call, every head runs on the mma.sync mainloop.
   if (DenseSm90Covers(dims, q, k, v, out)) {
     const cudaError_t err =
-        DenseAttentionSm90(dims, q, k, v, out, stream, index.heads, computed_pairs);
+        DenseAttentionSm90(dims, q, k, v, out, stream, index.heads, computed_pairs,
+                           computed_tile_pairs);
     if (err == cudaSuccess) {
       params.skip_dense_heads = true;
       const cudaError_t sparse_err = SparseAttentionSm90(dims, params, stream);
@@ -138,9 +144,11 @@ cudaError_t SparseAttention(const AttentionDims& dims, const SparseIndexView& in
 cudaError_t SparseAttentionSm80(const AttentionDims& dims, const SparseIndexView& index,
                                 const __nv_bfloat16* q, const __nv_bfloat16* k,
                                 const __nv_bfloat16* v, __nv_bfloat16* out,
-                                unsigned long long* computed_pairs, cudaStream_t stream) {
+                                unsigned long long* computed_pairs, cudaStream_t stream,
+                                unsigned long long* computed_tile_pairs) {
   AttentionParams params;
-  if (const cudaError_t err = MakeSparseParams(dims, index, q, k, v, out, computed_pairs, &params);
+  if (const cudaError_t err = MakeSparseParams(dims, index, q, k, v, out, computed_pairs,
+                                               computed_tile_pairs, &params);
       err != cudaSuccess) {
     return err;
   }

@@ -33,10 +33,13 @@ cudaError_t DenseAttention(const AttentionDims& dims, const __nv_bfloat16* q,
 
 // Attention over a sparse index (device pointers; see sparse_index.h for what each head
 // computes). computed_pairs, if not null, is a device array of q_heads int64 counters to which
-// the kernel adds the (query, key) pairs it computed per head (zero it first).
+// the kernel adds the (query, key) pairs it computed per head (zero it first);
+// computed_tile_pairs likewise receives the pairs of the tiles it computed, masked pairs
+// included (the kernel's work, where computed_pairs counts the pattern's).
 cudaError_t SparseAttention(const AttentionDims& dims, const SparseIndexView& index,
                             const __nv_bfloat16* q, const __nv_bfloat16* k,
                             const __nv_bfloat16* v, __nv_bfloat16* out,
-                            unsigned long long* computed_pairs, cudaStream_t stream);
+                            unsigned long long* computed_pairs, cudaStream_t stream,
+                            unsigned long long* computed_tile_pairs = nullptr);
 
 }  // namespace sparsefill::kernels::cuda

@@ -121,6 +121,7 @@ __global__ void __launch_bounds__(AttentionTileConfig<kHeadDim>::kThreads)
   float row_max[2] = {kNegInf, kNegInf};  // running max of the raw scores
   float row_sum[2] = {0.0f, 0.0f};        // this thread's part of the running sum
   unsigned long long pairs = 0;
+  unsigned long long tiles = 0;  // thread 0's count
 
   const int32_t row_a = row_begin + warp * 16 + (lane >> 2);  // the thread's two rows
   const int32_t rows[2] = {row_a, row_a + 8};
@@ -131,6 +132,7 @@ __global__ void __launch_bounds__(AttentionTileConfig<kHeadDim>::kThreads)
     KeyTile next;
     const bool have_next = cursor.Next(&next);
     if (have_next) load_tile(stage ^ 1, next);
+    ++tiles;
     CpAsyncCommit();
     CpAsyncWait<1>();
     __syncthreads();
@@ -261,6 +263,9 @@ __global__ void __launch_bounds__(AttentionTileConfig<kHeadDim>::kThreads)
 #pragma unroll
     for (int offset = 16; offset > 0; offset >>= 1) pairs += __shfl_xor_sync(0xffffffffu, pairs, offset);
     if (lane == 0 && pairs != 0) atomicAdd(p.computed_pairs + head, pairs);
+  }
+  if (p.computed_tile_pairs != nullptr && threadIdx.x == 0 && tiles != 0) {
+    atomicAdd(p.computed_tile_pairs + head, tiles * Cfg::kBlockM * kBlockN);
   }
 }
 

@@ -26,6 +26,9 @@ struct AttentionParams {
   bool skip_dense_heads;    // sparse: heads of kind kDense run on the wgmma kernel; CTAs exit
   SparseIndexView index;    // device pointers, when sparse
   unsigned long long* computed_pairs;  // [q_heads] counters, or null
+  // [q_heads] counters of the pairs in the tiles computed, masked pairs included (the work the
+  // kernel did, where computed_pairs is the work the pattern asked for), or null.
+  unsigned long long* computed_tile_pairs;
 };
 
 }  // namespace sparsefill::kernels::cuda

@@ -41,7 +41,8 @@ cudaError_t DenseAttentionSm90(const AttentionDims& dims, const __nv_bfloat16* q
                                const __nv_bfloat16* k, const __nv_bfloat16* v,
                                __nv_bfloat16* out, cudaStream_t stream,
                                const HeadDescriptor* only_dense_heads,
-                               unsigned long long* computed_pairs) {
+                               unsigned long long* computed_pairs,
+                               unsigned long long* computed_tile_pairs) {
   if (!DenseSm90Covers(dims, q, k, v, out)) return cudaErrorNotSupported;
   constexpr int kBlockM = DenseSm90Config<128>::kBlockM;
   static_assert(DenseSm90Config<64>::kBlockM == kBlockM && DenseSm90Config<64>::kBlockN == 128 &&
@@ -66,6 +67,7 @@ cudaError_t DenseAttentionSm90(const AttentionDims& dims, const __nv_bfloat16* q
   p.query_blocks = static_cast<int32_t>((dims.tokens + kBlockM - 1) / kBlockM);
   p.heads = only_dense_heads;
   p.computed_pairs = computed_pairs;
+  p.computed_tile_pairs = computed_tile_pairs;
   switch (dims.head_dim) {
     case 64:
       return Launch<64>(p, stream);

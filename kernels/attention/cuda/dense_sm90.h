@@ -20,12 +20,13 @@ bool DenseSm90Covers(const AttentionDims& dims, const __nv_bfloat16* q, const __
 // error. The caller checks the dims (CheckAttentionDims).
 // Inside SparseAttention: `only_dense_heads` (device, [q_heads]) restricts the launch to the
 // heads whose kind is kDense, and `computed_pairs` (device, [q_heads], or null) receives the
-// pairs each computed.
+// pairs each computed, `computed_tile_pairs` the pairs of the tiles it computed.
 cudaError_t DenseAttentionSm90(const AttentionDims& dims, const __nv_bfloat16* q,
                                const __nv_bfloat16* k, const __nv_bfloat16* v,
                                __nv_bfloat16* out, cudaStream_t stream,
                                const HeadDescriptor* only_dense_heads = nullptr,
-                               unsigned long long* computed_pairs = nullptr);
+                               unsigned long long* computed_pairs = nullptr,
+                               unsigned long long* computed_tile_pairs = nullptr);
 
 // The mma.sync (FlashAttention-2 style) kernel, for every head_dim: what DenseAttention runs when
 // the wgmma kernel does not cover the call. Exposed so tests can compare the two.
@@ -38,6 +39,7 @@ cudaError_t DenseAttentionSm80(const AttentionDims& dims, const __nv_bfloat16* q
 cudaError_t SparseAttentionSm80(const AttentionDims& dims, const SparseIndexView& index,
                                 const __nv_bfloat16* q, const __nv_bfloat16* k,
                                 const __nv_bfloat16* v, __nv_bfloat16* out,
-                                unsigned long long* computed_pairs, cudaStream_t stream);
+                                unsigned long long* computed_pairs, cudaStream_t stream,
+                                unsigned long long* computed_tile_pairs = nullptr);
 
 }  // namespace sparsefill::kernels::cuda

@@ -55,6 +55,10 @@ __global__ void __launch_bounds__(DenseSm90Config<kHeadDim>::kThreads, 1)
         for (int32_t r = w.row_begin; r < row_end; ++r) pairs += min(r, p.max_offset) + 1ull;
         atomicAdd(p.computed_pairs + w.head, pairs);
       }
+      if (p.computed_tile_pairs != nullptr) {
+        atomicAdd(p.computed_tile_pairs + w.head, static_cast<unsigned long long>(w.tiles) *
+                                                      Cfg::kBlockM * Cfg::kBlockN);
+      }
     }
   } else {
     sm90::SetMaxRegistersInc<Cfg::kConsumerRegisters>();

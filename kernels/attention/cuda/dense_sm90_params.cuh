@@ -30,6 +30,7 @@ struct DenseSm90Params {
   // not kDense exit at once (the sparse kernel computes those). Null for DenseAttention.
   const HeadDescriptor* heads;
   unsigned long long* computed_pairs;  // [q_heads] counters to add the pairs computed to, or null
+  unsigned long long* computed_tile_pairs;  // [q_heads]: pairs of the tiles computed, or null
 };
 
 }  // namespace sparsefill::kernels::cuda

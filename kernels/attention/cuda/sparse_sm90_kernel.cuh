@@ -56,7 +56,8 @@ __global__ void __launch_bounds__(SparseSm90Config<kHeadDim>::kThreads,
   float o[kHeadDim / 2];
   float row_sum[2];
   unsigned long long pairs = 0;
-  SparseConsumer<Cfg>(sp, sm, w, o, row_sum, pairs);
+  int tiles = 0;
+  SparseConsumer<Cfg>(sp, sm, w, o, row_sum, pairs, tiles);
   // O is staged in K stage 0: every copy into it has landed and every read of it is done.
   StoreOutputTile<kHeadDim, Cfg::kBlockM>(smem + Cfg::kSmemK, p.out, p.q_row_stride, p.tokens,
                                           w.row_begin, w.head, 0, o, row_sum);
@@ -66,6 +67,10 @@ __global__ void __launch_bounds__(SparseSm90Config<kHeadDim>::kThreads,
       pairs += __shfl_xor_sync(0xffffffffu, pairs, offset);
     }
     if (threadIdx.x % 32 == 0 && pairs != 0) atomicAdd(p.computed_pairs + w.head, pairs);
+  }
+  if (p.computed_tile_pairs != nullptr && threadIdx.x == 0) {
+    atomicAdd(p.computed_tile_pairs + w.head,
+              static_cast<unsigned long long>(tiles) * Cfg::kBlockM * Cfg::kBlockN);
   }
 }
 

@@ -277,11 +277,12 @@ __device__ void SparseGatherer(const SparseSm90Params& sp, const SparseSm90Smem<
 }
 
 // The consumer warpgroup: 64 query rows over the published tiles. Leaves the unnormalised O,
-// this thread's part of the row sums (rows 16 warp + lane / 4 + 8 h) and its count of pairs.
+// this thread's part of the row sums (rows 16 warp + lane / 4 + 8 h), its count of pairs and
+// the block's count of tiles.
 template <class Cfg>
 __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<Cfg>& sm,
                                const SparseWorkTile& w, float (&o)[Cfg::kHeadDim / 2],
-                               float (&row_sum)[2], unsigned long long& pairs) {
+                               float (&row_sum)[2], unsigned long long& pairs, int& tiles) {
   constexpr int kHeadDim = Cfg::kHeadDim;
   constexpr int kBlockN = Cfg::kBlockN;
   constexpr int kStages = Cfg::kStages;
@@ -419,6 +420,7 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
   sm90::FenceRegisters(pf);
   if (tid == 0) sm90::MbarArrive(sm.v_empty(vs));
   pairs = pairs32;
+  tiles = i + 1;
 }
 
 }  // namespace sparsefill::kernels::cuda

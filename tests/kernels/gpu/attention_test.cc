@@ -439,14 +439,17 @@ TEST(CudaAttention, SparseWgmmaMatchesMmaSyncOnScatteredSlashes) {
     SF_CUDA_ASSERT(blocks.Upload(index.key_blocks));
     SF_CUDA_ASSERT(bands.Upload(index.bands));
     const SparseIndexView view{heads.get(), verticals.get(), bands.get(), blocks.get()};
-    DeviceBuffer<unsigned long long> pairs_sm90(H), pairs_sm80(H);
+    DeviceBuffer<unsigned long long> pairs_sm90(H), pairs_sm80(H), tiles_sm90(H), tiles_sm80(H);
     SF_CUDA_ASSERT(pairs_sm90.Fill(0));
     SF_CUDA_ASSERT(pairs_sm80.Fill(0));
+    SF_CUDA_ASSERT(tiles_sm90.Fill(0));
+    SF_CUDA_ASSERT(tiles_sm80.Fill(0));
     const cuda::AttentionDims dims{T, H, G, D, 0};
     SF_CUDA_ASSERT(cuda::SparseAttention(dims, view, q.get(), k.get(), v.get(), out_sm90.get(),
-                                         pairs_sm90.get(), nullptr));
+                                         pairs_sm90.get(), nullptr, tiles_sm90.get()));
     SF_CUDA_ASSERT(cuda::SparseAttentionSm80(dims, view, q.get(), k.get(), v.get(),
-                                             out_sm80.get(), pairs_sm80.get(), nullptr));
+                                             out_sm80.get(), pairs_sm80.get(), nullptr,
+                                             tiles_sm80.get()));
     SF_CUDA_ASSERT(cudaDeviceSynchronize());
     const std::vector<float> a = testing::ToFloat(out_sm90.Download());
     const std::vector<float> b = testing::ToFloat(out_sm80.Download());
@@ -457,9 +460,16 @@ TEST(CudaAttention, SparseWgmmaMatchesMmaSyncOnScatteredSlashes) {
     EXPECT_LE(err, 4e-3) << "D" << D;
     const auto pa = pairs_sm90.Download();
     const auto pb = pairs_sm80.Download();
+    const auto ta = tiles_sm90.Download();
+    const auto tb = tiles_sm80.Download();
     for (int h = 0; h < H; ++h) {
       EXPECT_EQ(pa[h], static_cast<unsigned long long>(sets[h].CountPairs(T))) << "head " << h;
       EXPECT_EQ(pa[h], pb[h]) << "head " << h;
+      // Both kernels walk the same 64 x 64 tiles (key_tiles.cuh): the tile area they report is
+      // the same, whole tiles, and covers the pairs computed.
+      EXPECT_EQ(ta[h], tb[h]) << "head " << h;
+      EXPECT_EQ(ta[h] % (64 * 64), 0u) << "head " << h;
+      EXPECT_GE(ta[h], pa[h]) << "head " << h;
     }
   }
 }
@@ -528,7 +538,7 @@ TEST(CudaAttention, SparseTimingAt32K) {
   using Kernel = cudaError_t (*)(const cuda::AttentionDims&, const SparseIndexView&,
                                  const __nv_bfloat16*, const __nv_bfloat16*,
                                  const __nv_bfloat16*, __nv_bfloat16*, unsigned long long*,
-                                 cudaStream_t);
+                                 cudaStream_t, unsigned long long*);
   const std::pair<const char*, Kernel> kernels[] = {
       {"SparseAttention", &cuda::SparseAttention},
       {"all heads mma.sync", &cuda::SparseAttentionSm80}};
@@ -546,11 +556,13 @@ TEST(CudaAttention, SparseTimingAt32K) {
     SF_CUDA_ASSERT(heads.Upload(index.heads));
     const SparseIndexView view{heads.get(), nullptr, nullptr, nullptr};
     for (const auto& [label, kernel] : kernels) {
-      SF_CUDA_ASSERT(kernel(dims, view, q.get(), k.get(), v.get(), out.get(), nullptr, nullptr));
+      SF_CUDA_ASSERT(
+          kernel(dims, view, q.get(), k.get(), v.get(), out.get(), nullptr, nullptr, nullptr));
       std::vector<float> ms;
       for (int i = 0; i < 5; ++i) {
         cudaEventRecord(start);
-        SF_CUDA_ASSERT(kernel(dims, view, q.get(), k.get(), v.get(), out.get(), nullptr, nullptr));
+        SF_CUDA_ASSERT(
+          kernel(dims, view, q.get(), k.get(), v.get(), out.get(), nullptr, nullptr, nullptr));
         cudaEventRecord(stop);
         SF_CUDA_ASSERT(cudaEventSynchronize(stop));
         float t = 0;
