@@ -4,9 +4,11 @@
 // CTA = one (query head, 64-row query block), 256 threads, two CTAs per SM:
 //   warpgroup 0  consumer (setmaxnreg up): Q into registers, then wgmma S = Q K^T, mask, online
 //                softmax, O += P V (sparse_sm90_mainloop.cuh SparseConsumer), then the epilogue
-//   warp 4       producer (its warpgroup's setmaxnreg down; warps 5-7 exit): walks the block's
-//                key tiles, TMA for ranges, cp.async gathers for vertical columns
-//                (SparseProducer)
+//   warp 4       producer (its warpgroup's setmaxnreg down): walks the block's key tiles,
+//                publishes each tile's meta, TMA for key ranges (SparseProducer)
+//   warps 5-6    for vertical-slash heads, the gather warps: cp.async copies of the vertical
+//                columns' K and V rows, 32 rows each (SparseGatherer); otherwise they exit,
+//                as warp 7 does
 #pragma once
 
 #include <cstdint>

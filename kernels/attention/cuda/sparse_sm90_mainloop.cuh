@@ -4,16 +4,21 @@
 //
 // The producer warp walks KeyTileCursor (key_tiles.cuh, the one place that knows what each
 // pattern computes) and, per tile, publishes a SparseTileMeta with the K tile. Key ranges load
-// with TMA from any start key (zero fill outside the prompt); gathered vertical columns load with
-// cp.async into the same swizzled layout, completing on the same mbarrier (cp.async.mbarrier.
-// arrive), and the consumer fences the generic->async proxy before wgmma reads them.
+// with TMA from any start key (zero fill outside the prompt); the rows of a gathered tile
+// (vertical columns) are copied by the gather warps with cp.async into the same swizzled layout,
+// completing on the same mbarriers (cp.async.mbarrier.arrive), and the consumer fences the
+// generic->async proxy before wgmma reads them.
 //
-// Barriers (tile i uses stage i % kStages, phase (i / kStages) & 1):
-//   q_full      unused (Q goes to registers from global memory)
-//   k_full[s]   K tile and its SparseTileMeta in stage s             (1 arrival [+ bytes / cp.async])
-//   k_empty[s]  every consumer warp is done with S and the meta      (kConsumerWarps arrivals)
-//   v_full[s]   V tile in stage s                                    (1 arrival [+ bytes / cp.async])
-//   v_empty[s]  O += P V for stage s done                            (1 arrival)
+// Barriers (tile i uses stage i % kStages, phase (i / kStages) & 1); G = kGatherWarps for a
+// vertical-slash head, else 0:
+//   q_full           unused (Q goes to registers from global memory)
+//   k_full[s]        K tile and its meta in stage s   (1 + G arrivals [+ bytes / cp.async]; a
+//                    TMA tile's single arrival counts for all)
+//   k_empty[s]       every consumer warp is done with S and the meta, every gather warp with
+//                    the meta                         (kConsumerWarps + G arrivals)
+//   v_full[s]        V tile in stage s                (max(G, 1) arrivals, likewise)
+//   v_empty[s]       O += P V for stage s done        (1 arrival)
+//   gather_ready[s]  the meta of stage s is out       (1 arrival; the gather warps wait on it)
 #pragma once
 
 #include <cuda_bf16.h>
