@@ -82,6 +82,8 @@ ABSL_FLAG(std::string, passkey_depths, "0.1,0.5,0.9",
 ABSL_FLAG(std::string, passkey_tokens, "",
           "passkey probe: comma-separated prompt lengths in tokens (empty: --tokens); every depth "
           "runs at every length");
+ABSL_FLAG(bool, passkey_dense, true,
+          "passkey probe: also run it with a dense prefill (false: the configs only)");
 ABSL_FLAG(int, passkey_digits, 5,
           "passkey probe: how many of the key's 5 digits to decode (the prefill gives the first, a "
           "decode step each further one)");
@@ -757,6 +759,10 @@ int Run() {
         std::string line = absl::StrFormat("| %ld | %.2f | %zu | %d |",
                                            static_cast<long>(lengths[n]), depth, ids.size(), key);
         for (size_t p = 0; p <= configs.size(); ++p) {
+          if (p == 0 && !absl::GetFlag(FLAGS_passkey_dense)) {
+            absl::StrAppend(&line, " (not run) |");
+            continue;
+          }
           const PatternConfig* patterns = p > 0 ? &configs[p - 1].config : nullptr;
           const std::string config = p == 0 ? "dense" : configs[p - 1].name;
           const absl::Time start = absl::Now();
