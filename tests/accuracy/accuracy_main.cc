@@ -802,8 +802,10 @@ int Run() {
       }
     }
     for (size_t n = 0; n < lengths.size(); ++n) {
-      std::printf("| %ld: all | | | | %d/%d |", static_cast<long>(lengths[n]), correct[n][0],
-                  trials[n]);
+      std::printf("| %ld: all | | | | %s |", static_cast<long>(lengths[n]),
+                  absl::GetFlag(FLAGS_passkey_dense)
+                      ? absl::StrFormat("%d/%d", correct[n][0], trials[n]).c_str()
+                      : "");
       for (size_t p = 1; p <= configs.size(); ++p) {
         std::printf(" %d/%d |", correct[n][p], trials[n]);
       }
