@@ -33,8 +33,12 @@ struct TileCounts {
 // Cost per tile kind in A-shape tiles. Fitted to the H100 runs in tests/bench/results/ (32 query
 // / 8 KV heads, head_dim 128, 128K tokens, attention-2026-11-26-H100-f3901f8.md, with the tile
 // counts of this model): A-shape (128, 3968) 18.34 ms for 4.19M tiles = 4.37 ns per tile, the unit.
+// Stale for the kernel at ddba74b (two gather warps, attention-2026-11-26-H100-ddba74b.md): there
+// a gathered tile costs 1.39 units ((3500, 100) row; 1.93 from the (1000, 6096) row), the dense
+// kernel 0.71, a block 1.03, an isolated diagonal window 2.29. The shipped SmolLM2 config was
+// searched with the constants below.
 struct KernelCostModel {
-  // The dense kernel: 220.2 ms for 279.6M causal tiles = 0.75 units (639 vs 472 TFLOP/s).
+  // The dense kernel: 220.2 ms for 67.1M causal tiles = 0.75 units (639 vs 472 TFLOP/s).
   double dense = 0.75;
   double range = 1.0;
   // Band windows run at A-shape speed (vertical-slash band (1000, 6096): 6.2M windows + 0.56M

@@ -6,7 +6,7 @@
 #   TOKENS     prompt length (default: 2048)
 #   ARGS       more sparsefill-accuracy flags (e.g. --configs=a_shape:64:448,my_patterns.json)
 #   SEARCH     where the per-head pattern search writes its config (default:
-#              tests/accuracy/results/smollm2-searched-patterns.json; empty skips the search)
+#              tests/accuracy/results/smollm2-searched-patterns-cost.json; empty skips the search)
 #   OUT        report file (default: tests/accuracy/results/accuracy-DATE-smollm2-cpu.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 BUILD_DIR=${BUILD_DIR:-build}
 TOKENS=${TOKENS:-2048}
 ARGS=${ARGS:-}
-SEARCH=${SEARCH-tests/accuracy/results/smollm2-searched-patterns.json}
+SEARCH=${SEARCH-tests/accuracy/results/smollm2-searched-patterns-cost.json}
 CACHE=${SPARSEFILL_MODEL_CACHE:-$HOME/.cache/sparsefill/models}
 MODEL=$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf
 OUT=${OUT:-tests/accuracy/results/accuracy-$(date -u +%F)-smollm2-cpu.md}
