@@ -30,29 +30,26 @@ struct TileCounts {
   int64_t block = 0;              // block-sparse key blocks
 };
 
-// Cost per tile kind in A-shape tiles. Fitted to the H100 runs in tests/bench/results/ (32 query
-// / 8 KV heads, head_dim 128, 128K tokens, attention-2026-11-26-H100-f3901f8.md, with the tile
-// counts of this model): A-shape (128, 3968) 18.34 ms for 4.19M tiles = 4.37 ns per tile, the unit.
-// Stale for the kernel at ddba74b (two gather warps, attention-2026-11-26-H100-ddba74b.md): there
-// a gathered tile costs 1.39 units ((3500, 100) row; 1.93 from the (1000, 6096) row), the dense
-// kernel 0.71, a block 1.03, an isolated diagonal window 2.29. The shipped SmolLM2 config was
-// searched with the constants below.
+// Cost per tile kind in A-shape tiles. Fitted to the H100 run of the kernel at ddba74b (two
+// gather warps; 32 query / 8 KV heads, head_dim 128, 128K tokens,
+// tests/bench/results/attention-2026-11-26-H100-ddba74b.md), with the tile counts of this model:
+// A-shape (128, 3968) 19.14 ms for 4.19M tiles = 4.57 ns per tile, the unit. (The kernel at
+// f3901f8, one producer warp, gave 3.9 units per gathered tile.)
 struct KernelCostModel {
-  // The dense kernel: 220.2 ms for 67.1M causal tiles = 0.75 units (639 vs 472 TFLOP/s).
-  double dense = 0.75;
+  // The dense kernel: 218.7 ms for 67.1M causal tiles = 0.71 units (643 vs 452 TFLOP/s).
+  double dense = 0.71;
   double range = 1.0;
-  // Band windows run at A-shape speed (vertical-slash band (1000, 6096): 6.2M windows + 0.56M
-  // gathers fit 37.26 ms to within 1.4% with the gather cost below).
+  // Band windows run at A-shape speed.
   double diagonal = 1.0;
-  // Isolated diagonals: vs_scatter_v100_s800 - vs_band_v100_s800 = 234 ms for 22.9M (head, row
-  // block, visible isolated slash) windows = 2.33 units (each reads its K/V from HBM; README).
-  double isolated_diagonal = 2.33;
-  // Gathered vertical columns: vertical-slash band (3500, 100) 31.88 ms = 0.20M windows + 1.84M
-  // gathers gives 3.85 units per gather; the (1000, 6096) row gives 4.13; on computed pairs the
-  // (3500, 100) row runs at 126 TFLOP/s against A-shape's 472 (3.75x).
-  double gather = 3.9;
-  // Block-sparse top-100: 29.23 ms for 6.4M blocks = 1.05 units (457 vs 472 TFLOP/s).
-  double block = 1.05;
+  // Isolated diagonals: vs_scatter_v100_s800 - vs_band_v100_s800 = 239.5 ms for 22.9M (head,
+  // row block, visible isolated slash) windows = 2.29 units (each reads its K/V from HBM).
+  double isolated_diagonal = 2.29;
+  // Gathered vertical columns: the least-squares fit of the vertical-slash band rows with band
+  // windows at 1 unit: (3500, 100) 12.53 ms = 0.20M windows + 1.84M gathers (1.38 units alone),
+  // (1000, 6096) 33.28 ms = 6.2M windows + 0.56M gathers (1.94 alone).
+  double gather = 1.45;
+  // Block-sparse top-100: 29.92 ms for 6.4M blocks = 1.02 units (446 vs 452 TFLOP/s).
+  double block = 1.02;
   // A diagonal window spanning fewer band offsets than this counts as isolated.
   int isolated_below = 32;
 };
@@ -65,7 +62,7 @@ TileCounts CountKernelTiles(const kernels::HeadKeySet& set, int64_t tokens,
 double ModeledTileCost(const TileCounts& tiles, const KernelCostModel& model = {});
 
 // The modeled cost relative to the causal 64 x 64 tiles of the prompt at one unit each (dense
-// attention walked as range tiles = 1.0; through the dense kernel 0.75).
+// attention walked as range tiles = 1.0; through the dense kernel KernelCostModel::dense).
 double RelativeKernelCost(const kernels::HeadKeySet& set, int64_t tokens,
                           const KernelCostModel& model = {});
 

@@ -12,7 +12,7 @@ using kernels::HeadKeySet;
 TEST(KernelCostModelTest, DenseAndAShapeTiles) {
   // 256 tokens = 4 row blocks: 1 + 2 + 3 + 4 dense tiles.
   EXPECT_EQ(CountKernelTiles(HeadKeySet::Dense(), 256).dense, 10);
-  EXPECT_DOUBLE_EQ(RelativeKernelCost(HeadKeySet::Dense(), 256), 0.75);
+  EXPECT_DOUBLE_EQ(RelativeKernelCost(HeadKeySet::Dense(), 256), KernelCostModel{}.dense);
   // A-shape (64, 128): sinks [0, min(64, r0 + 64 - 128)) in blocks 2 and 3 (one tile each);
   // local [max(0, r0 - 127), r0 + 64): 64, 128, 191, 191 keys = 1 + 2 + 3 + 3 tiles.
   const TileCounts a = CountKernelTiles(HeadKeySet::AShape(64, 128), 256);
@@ -58,11 +58,12 @@ TEST(KernelCostModelTest, BlockSparseAndGathersCostMoreThanRanges) {
   bs.kind = HeadKeySet::Kind::kBlockSparse;
   bs.key_blocks = {{0}, {0, 1}, {0, 2}, {0, 1, 3}};
   EXPECT_EQ(CountKernelTiles(bs, 256).block, 8);
-  // The same pairs as 64 gathered columns cost more than as a range: the model prefers ranges.
+  // The same pairs (keys 0-63 and each row's own key) as 64 gathered columns and a diagonal cost
+  // more than as A-shape sink and local ranges: the model prefers ranges.
   HeadKeySet cols;
   cols.kind = HeadKeySet::Kind::kVerticalSlash;
   for (int64_t c = 0; c < 64; ++c) cols.verticals.push_back(c);
-  cols.slashes = {};
+  cols.slashes = {0};
   EXPECT_GT(RelativeKernelCost(cols, 4096), RelativeKernelCost(HeadKeySet::AShape(64, 1), 4096));
 }
 
