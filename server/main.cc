@@ -30,8 +30,9 @@
 
 ABSL_FLAG(
     std::string, model, "",
-    "Hugging Face Llama-family checkpoint folder (config.json + safetensors); empty serves the "
-    "built-in model " +
+    "Hugging Face Llama-family checkpoint folder (config.json + safetensors), gguf:FILE (a GGUF "
+    "model; deploy/fetch_models.sh fetches SmolLM2-135M) or random:SHAPE (seeded random "
+    "weights); empty serves the built-in model " +
         std::string(sparsefill::worker::kEmbeddedModelName));
 ABSL_FLAG(std::string, pattern_config, "",
           "the model's sparse pattern config (sparsefill or MInference JSON) for "

@@ -179,6 +179,19 @@ TEST_F(ServerProcessTest, UnloadableModelExitsOneWithAClearMessage) {
   EXPECT_NE(log.find("no-such-model"), std::string::npos) << log;
 }
 
+// A GGUF model that was never fetched: the message names the file and how to fetch it.
+TEST_F(ServerProcessTest, MissingGgufModelTellsHowToFetchIt) {
+  ServerProcess server(dir_);
+  std::vector<std::string> args = server.DefaultArgs();
+  args.push_back("--model");
+  args.push_back("gguf:" + (dir_ / "not-fetched.gguf").string());
+  ASSERT_TRUE(server.Spawn(args));
+  EXPECT_EQ(server.WaitForExit(), 1);
+  const std::string log = server.Log();
+  EXPECT_NE(log.find("not-fetched.gguf"), std::string::npos) << log;
+  EXPECT_NE(log.find("deploy/fetch_models.sh"), std::string::npos) << log;
+}
+
 TEST_F(ServerProcessTest, HelpListsTheFlags) {
   ServerProcess server(dir_);
   ASSERT_TRUE(server.Spawn({"--help"}));
