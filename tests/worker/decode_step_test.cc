@@ -7,38 +7,18 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "kernels/ops/numeric.h"
 #include "tests/kernels/test_util.h"
+#include "tests/worker/embedded_model_test_base.h"
 #include "tests/worker/kv_collector.h"
-#include "worker/backend_factory.h"
 #include "worker/model.h"
 
 namespace sparsefill::worker {
 namespace {
 
-class DecodeStepTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    auto model = Model::Load(ModelLoadOptions{}, MakeBackend("cpu").value());
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_ = std::move(*model).release();
-  }
-  static void TearDownTestSuite() {
-    delete model_;
-    model_ = nullptr;
-  }
-  static std::vector<int32_t> Tokens(int n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::vector<int32_t> t(n);
-    for (int32_t& x : t) x = static_cast<int32_t>(rng() % model_->config().vocab_size);
-    return t;
-  }
-  static Model* model_;
-};
-Model* DecodeStepTest::model_ = nullptr;
+class DecodeStepTest : public EmbeddedModelTestBase {};
 
 TEST_F(DecodeStepTest, EqualsPrefillingOneMoreToken) {
   for (int n : {1, 37, 200}) {
