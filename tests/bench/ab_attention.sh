@@ -7,6 +7,7 @@
 #   ROWS    comma-separated exact row names (attention_bench --list)
 #   TOKENS  comma-separated lengths
 #   ROUNDS  base/new alternations per row (default 2); the table gives each build's best ms
+#   AB_ARGS more attention_bench flags for both builds (e.g. "--head-dim=64")
 # Prints one line per (row, tokens): ms and TFLOP/s on computed pairs of each build, and new/base.
 set -euo pipefail
 base=${1:?usage: ab_attention.sh BASE_BIN NEW_BIN ROWS TOKENS [ROUNDS]}
@@ -24,8 +25,9 @@ for row in ${rows//,/ }; do
     for which in base new; do
       bin=$base
       [ "$which" = new ] && bin=$new
+      # shellcheck disable=SC2086  # AB_ARGS is a list of flags
       "$bin" --rows "=$row" --tokens "$tokens" --repeats 5 --dense-max-tokens 1099511627776 \
-        --json "$tmp/$which.jsonl" >/dev/null
+        --json "$tmp/$which.jsonl" ${AB_ARGS:-} >/dev/null
     done
   done
 done
