@@ -1,4 +1,5 @@
-// Runs the `sparsefill` CLI as a subprocess for the client tests, and compares output files.
+// Runs the project's command-line binaries (the `sparsefill` CLI, the decode stub) as
+// subprocesses for the tests, and compares output files.
 #pragma once
 
 #include <sys/wait.h>
@@ -17,9 +18,9 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs `SPARSEFILL_BIN_DIR/sparsefill args...` (arguments are single-quoted for the shell).
-inline CliResult RunSparsefill(const std::vector<std::string>& args) {
-  std::string command = std::string("'") + SPARSEFILL_BIN_DIR + "/sparsefill'";
+// Runs `SPARSEFILL_BIN_DIR/binary args...` (arguments are single-quoted for the shell).
+inline CliResult RunBinary(const std::string& binary, const std::vector<std::string>& args) {
+  std::string command = std::string("'") + SPARSEFILL_BIN_DIR + "/" + binary + "'";
   for (const std::string& a : args) command += " '" + a + "'";
   command += " 2>&1";
   CliResult result;
@@ -31,6 +32,11 @@ inline CliResult RunSparsefill(const std::vector<std::string>& args) {
   const int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Runs `SPARSEFILL_BIN_DIR/sparsefill args...`.
+inline CliResult RunSparsefill(const std::vector<std::string>& args) {
+  return RunBinary("sparsefill", args);
 }
 
 inline std::string ReadFileBytes(const std::string& path) {

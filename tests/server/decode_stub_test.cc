@@ -18,18 +18,7 @@ namespace {
 using ::testing::HasSubstr;
 
 sparsefill::testing::CliResult RunStub(const std::vector<std::string>& args) {
-  std::string command = std::string("'") + SPARSEFILL_BIN_DIR + "/sparsefill-decode-stub'";
-  for (const std::string& a : args) command += " '" + a + "'";
-  command += " 2>&1";
-  sparsefill::testing::CliResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return sparsefill::testing::RunBinary("sparsefill-decode-stub", args);
 }
 
 class DecodeStubTest : public ::testing::Test {

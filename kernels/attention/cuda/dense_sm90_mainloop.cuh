@@ -193,13 +193,7 @@ __device__ void DenseConsumer(const DenseSm90Params& p, const DenseSm90Smem<Cfg>
   const int last = w.tiles - 1;
   const int vs = last % kStages;
   sm90::MbarWait(sm.v_full(vs), (last / kStages) & 1);
-  index::FenceOperands<0, kHeadDim / 2>(o);
-  sm90::FenceRegisters(pf);
-  issue_pv(vs);
-  index::WgmmaCommit();
-  index::WgmmaWait<0>();
-  index::FenceOperands<0, kHeadDim / 2>(o);
-  sm90::FenceRegisters(pf);
+  LastPV<kHeadDim, kPVSteps, Cfg::kKVBlockBytes>(o, pf, sm.v(vs));
   if (signals) sm90::MbarArrive(sm.v_empty(vs));
 }
 

@@ -416,13 +416,7 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
   const int vs = i % kStages;
   sm90::MbarWait(sm.v_full(vs), (i / kStages) & 1);
   if (prev_gather) index::FenceProxyAsyncShared();
-  index::FenceOperands<0, kHeadDim / 2>(o);
-  sm90::FenceRegisters(pf);
-  issue_pv(vs);
-  index::WgmmaCommit();
-  index::WgmmaWait<0>();
-  index::FenceOperands<0, kHeadDim / 2>(o);
-  sm90::FenceRegisters(pf);
+  LastPV<kHeadDim, kPVSteps, Cfg::kKVBlockBytes>(o, pf, sm.v(vs));
   if (tid == 0) sm90::MbarArrive(sm.v_empty(vs));
   pairs = pairs32;
   tiles = i + 1;

@@ -126,6 +126,20 @@ __device__ __forceinline__ void IssuePV(float (&o)[kHeadDim / 2], const uint32_t
   }
 }
 
+// The last tile's O += P V, which nothing overlaps: issued, committed and complete on return,
+// with O and P fenced on both sides.
+template <int kHeadDim, int kPVSteps, uint32_t kVBlockBytes>
+__device__ __forceinline__ void LastPV(float (&o)[kHeadDim / 2], uint32_t (&pf)[kPVSteps][4],
+                                       uint32_t v_tile) {
+  index::FenceOperands<0, kHeadDim / 2>(o);
+  sm90::FenceRegisters(pf);
+  IssuePV<kHeadDim, kPVSteps, kVBlockBytes>(o, pf, v_tile);
+  index::WgmmaCommit();
+  index::WgmmaWait<0>();
+  index::FenceOperands<0, kHeadDim / 2>(o);
+  sm90::FenceRegisters(pf);
+}
+
 // Online softmax of a masked score tile (kBlockN keys; masked scores are -inf): on return s
 // holds P in fp32, rescale[h] the factor for what row h accumulated before, and row_max /
 // row_sum (this thread's part) are updated. A row with nothing visible yet keeps max -inf: 0 is
