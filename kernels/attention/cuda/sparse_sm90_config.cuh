@@ -16,7 +16,8 @@ namespace sparsefill::kernels::cuda {
 struct SparseTileMeta {
   KeyTile tile;
   int32_t last;         // 1: no tile follows
-  int32_t full_gather;  // 1: a gathered tile of 64 columns every row of the block computes
+  int32_t full;  // 1: every row of the block computes every key of the tile (no mask); set by
+                 // the producer, so the consumer's test is one shared-memory read
 };
 
 template <int kHeadDimT>

@@ -188,12 +188,15 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
         if (lane + 32 * h < cur.count) cols[h] = list[lane + 32 * h];
       }
     }
+    // Decided before the wait for a free stage, so that it does not delay the loads after it.
+    const int32_t full_range = !cur.gather && TileIsFull(cur, w.row_begin, w.row_end) ? 1 : 0;
     const int s = i % kStages;
     const int use = i / kStages;
     if (use > 0) sm90::MbarWait(sm.k_empty(s), (use - 1) & 1);
     if (lane == 0) {
       sm.meta(s)->tile = cur;
       sm.meta(s)->last = have_next ? 0 : 1;
+      sm.meta(s)->full = full_range;  // a gathered tile's is set below
     }
     if (cur.gather) {
       // Whether every (row, column) pair of the tile is computed: 64 columns, each at or before
@@ -211,7 +214,7 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
                  w.row_end - 1 - cols[h] <= cur.hi;
       }
       all_in = __all_sync(0xffffffffu, all_in);
-      if (lane == 0) sm.meta(s)->full_gather = all_in ? 1 : 0;
+      if (lane == 0) sm.meta(s)->full = all_in ? 1 : 0;
     }
     __syncwarp();  // the meta the lanes wrote is ordered before lane 0's arrivals
     if (gathers && lane == 0) sm90::MbarArrive(sm.gather_ready(s));
@@ -316,10 +319,31 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
     IssueQKQInRegisters<kHeadDim, kPVSteps, Cfg::kKVBlockBytes>(s, o, pf, qa, sm.k(ks));
   };
 
-  // Masks the pairs tile `t` (stage ks) does not compute and counts those it does.
-  auto mask = [&](int ks, const KeyTile& t, bool full_gather) {
-    if (full_gather || TileIsFull(t, w.row_begin, w.row_end)) {
+  // Masks the pairs stage ks's tile does not compute and counts those it does. A partial tile's
+  // fields are read from the stage's meta in shared memory here, not held in registers across
+  // the mainloop (the consumer has none to spare).
+  auto mask = [&](int ks, bool full) {
+    if (full) {
       pairs32 += 2 * kBlockN / 4;  // this thread's 2 rows x 16 keys
+      return;
+    }
+    const KeyTile& t = sm.meta(ks)->tile;
+    if (!t.gather) {
+      // One key mask per row; this thread's keys are 8 j + 2 (lane % 4) + {0, 1}, so after a
+      // shift by 2 (lane % 4) each element tests a constant bit.
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint64_t keys =
+            RowKeyMask(t, rows[h], w.row_begin, w.row_end) >> (2 * (lane % 4));
+        pairs32 += __popcll(keys & 0x0303030303030303ull);
+#pragma unroll
+        for (int j = 0; j < kBlockN / 8; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            if (!((keys >> (8 * j + e)) & 1ull)) s[4 * j + 2 * h + e] = kNegInf;
+          }
+        }
+      }
       return;
     }
     const int32_t* cols = sm.cols(ks);
@@ -330,14 +354,9 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
       for (int e = 0; e < 4; ++e) {
         const int32_t r = rows[e >> 1];
         const int slot = 8 * j + 2 * (lane % 4) + (e & 1);
-        bool valid = r < w.row_end && slot < t.count;
-        if (t.gather) {
-          const int32_t key = cols[slot];
-          valid = valid && key <= r && r - key <= t.hi &&
-                  !((covered[slot] >> (r - w.row_begin)) & 1ull);
-        } else {
-          valid = valid && TilePairIn(t, r, t.begin + slot);
-        }
+        const int32_t key = cols[slot];
+        const bool valid = r < w.row_end && slot < t.count && key <= r && r - key <= t.hi &&
+                           !((covered[slot] >> (r - w.row_begin)) & 1ull);
         pairs32 += valid ? 1u : 0u;
         if (!valid) s[4 * j + e] = kNegInf;
       }
@@ -359,44 +378,52 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
                            w.row_begin, p.tokens, qa);
 
   // 1. Tile 0.
-  KeyTile m;
+  bool gather;  // the current tile is gathered columns (cp.async wrote it)
   bool last;
   {
     float rescale[2];
     sm90::MbarWait(sm.k_full(0), 0);
-    m = sm.meta(0)->tile;
+    gather = sm.meta(0)->tile.gather;
     last = sm.meta(0)->last != 0;
-    const bool full_gather = m.gather && sm.meta(0)->full_gather != 0;
-    if (m.gather) index::FenceProxyAsyncShared();  // cp.async wrote the tile (generic proxy)
+    const bool full = sm.meta(0)->full != 0;
+    if (gather) index::FenceProxyAsyncShared();  // cp.async wrote the tile (generic proxy)
     issue_s(0);
     index::WgmmaWait<0>();
     index::FenceOperands<0, 32>(s);
-    mask(0, m, full_gather);
+    mask(0, full);
     release_k(0);
     softmax(rescale);
     pack_p();
   }
-  bool prev_gather = m.gather;
+  bool prev_gather = gather;
   int i = 0;
+  // Stage and phase of tile i, stepped rather than divided by kStages in the loop: the
+  // division's integer ops sat between the S and P V wgmmas.
+  int ks = 0, vs = 0;
+  uint32_t k_phase = 0, v_phase = 0;
 
   // 2. Tiles 1.. : S_i, then O += P_{i-1} V_{i-1}; the softmax of S_i while P V runs.
   while (!last) {
     ++i;
-    const int ks = i % kStages;
-    const int vs = (i - 1) % kStages;
-    sm90::MbarWait(sm.k_full(ks), (i / kStages) & 1);
-    m = sm.meta(ks)->tile;
+    vs = ks;
+    v_phase = k_phase;
+    if (++ks == kStages) {
+      ks = 0;
+      k_phase ^= 1;
+    }
+    sm90::MbarWait(sm.k_full(ks), k_phase);
+    gather = sm.meta(ks)->tile.gather;
     const bool is_last = sm.meta(ks)->last != 0;
-    const bool full_gather = m.gather && sm.meta(ks)->full_gather != 0;
-    if (m.gather) index::FenceProxyAsyncShared();
+    const bool full = sm.meta(ks)->full != 0;
+    if (gather) index::FenceProxyAsyncShared();
     issue_s(ks);
-    sm90::MbarWait(sm.v_full(vs), ((i - 1) / kStages) & 1);
+    sm90::MbarWait(sm.v_full(vs), v_phase);
     if (prev_gather) index::FenceProxyAsyncShared();
     issue_pv(vs);
     index::WgmmaCommit();
     index::WgmmaWait<1>();
     index::FenceOperands<0, 32>(s);
-    mask(ks, m, full_gather);
+    mask(ks, full);
     release_k(ks);
 
     float rescale[2];
@@ -408,13 +435,13 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
     if (tid == 0) sm90::MbarArrive(sm.v_empty(vs));
     RescaleO<kHeadDim>(o, rescale);
     pack_p();
-    prev_gather = m.gather;
+    prev_gather = gather;
     last = is_last;
   }
 
   // 3. The last tile's O += P V.
-  const int vs = i % kStages;
-  sm90::MbarWait(sm.v_full(vs), (i / kStages) & 1);
+  vs = ks;
+  sm90::MbarWait(sm.v_full(vs), k_phase);
   if (prev_gather) index::FenceProxyAsyncShared();
   LastPV<kHeadDim, kPVSteps, Cfg::kKVBlockBytes>(o, pf, sm.v(vs));
   if (tid == 0) sm90::MbarArrive(sm.v_empty(vs));
