@@ -30,26 +30,27 @@ struct TileCounts {
   int64_t block = 0;              // block-sparse key blocks
 };
 
-// Cost per tile kind in A-shape tiles. Fitted to the H100 run of the kernel at ddba74b (two
-// gather warps; 32 query / 8 KV heads, head_dim 128, 128K tokens,
-// tests/bench/results/attention-2026-11-26-H100-ddba74b.md), with the tile counts of this model:
-// A-shape (128, 3968) 19.14 ms for 4.19M tiles = 4.57 ns per tile, the unit. (The kernel at
-// f3901f8, one producer warp, gave 3.9 units per gathered tile.)
+// Cost per tile kind in A-shape tiles. Fitted to the H100 run of the kernel at ed1835d (per-row
+// key masks; 32 query / 8 KV heads, head_dim 128, 128K tokens,
+// tests/bench/results/attention-2026-11-26-H100-ed1835d.md), with the tile counts of this model:
+// A-shape (128, 3968) 18.09 ms for 4.19M tiles = 4.32 ns per tile, the unit. (At ddba74b, before
+// the per-row masks, an isolated window cost 2.29 units and a gathered tile 1.45.)
 struct KernelCostModel {
-  // The dense kernel: 218.7 ms for 67.1M causal tiles = 0.71 units (643 vs 452 TFLOP/s).
-  double dense = 0.71;
+  // The dense kernel: 221.5 ms for 67.1M causal tiles = 0.76 units (635 vs 486 TFLOP/s).
+  double dense = 0.76;
   double range = 1.0;
   // Band windows run at A-shape speed.
   double diagonal = 1.0;
-  // Isolated diagonals: vs_scatter_v100_s800 - vs_band_v100_s800 = 239.5 ms for 22.9M (head,
-  // row block, visible isolated slash) windows = 2.29 units (each reads its K/V from HBM).
-  double isolated_diagonal = 2.29;
+  // Isolated diagonals: vs_scatter_v100_s800 - vs_band_v100_s800 = 110.7 ms for 22.9M (head,
+  // row block, visible isolated slash) windows = 1.12 units (each masked window's K/V is its
+  // own; at 512K and beyond they miss L2 and cost more).
+  double isolated_diagonal = 1.12;
   // Gathered vertical columns: the least-squares fit of the vertical-slash band rows with band
-  // windows at 1 unit: (3500, 100) 12.53 ms = 0.20M windows + 1.84M gathers (1.38 units alone),
-  // (1000, 6096) 33.28 ms = 6.2M windows + 0.56M gathers (1.94 alone).
-  double gather = 1.45;
-  // Block-sparse top-100: 29.92 ms for 6.4M blocks = 1.02 units (446 vs 452 TFLOP/s).
-  double block = 1.02;
+  // windows at 1 unit: (3500, 100) 10.99 ms = 0.20M windows + 1.84M gathers (1.27 units alone),
+  // (1000, 6096) 32.36 ms = 6.2M windows + 0.56M gathers (2.31 alone).
+  double gather = 1.36;
+  // Block-sparse top-100: 29.21 ms for 6.4M blocks = 1.06 units (459 vs 486 TFLOP/s).
+  double block = 1.06;
   // A diagonal window spanning fewer band offsets than this counts as isolated.
   int isolated_below = 32;
 };
