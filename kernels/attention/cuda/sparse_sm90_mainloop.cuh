@@ -7,7 +7,9 @@
 // with TMA from any start key (zero fill outside the prompt); the rows of a gathered tile
 // (vertical columns) are copied by the gather warps with cp.async into the same swizzled layout,
 // completing on the same mbarriers (cp.async.mbarrier.arrive), and the consumer fences the
-// generic->async proxy before wgmma reads them.
+// generic->async proxy before wgmma reads them. The producer marks the tiles every row of the
+// block computes whole (SparseTileMeta::full); for the others the consumer masks S with one
+// 64-bit key mask per row (RowKeyMask, or the gathered columns' tests).
 //
 // Barriers (tile i uses stage i % kStages, phase (i / kStages) & 1); G = kGatherWarps for a
 // vertical-slash head, else 0:
