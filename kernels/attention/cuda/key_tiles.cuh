@@ -197,6 +197,14 @@ class KeyTileCursor {
   // the warp walks the cursor): the lanes test 32 bands at once, one coalesced read, instead
   // of one dependent read per band.
   __device__ void NextDiagonalWindow(int32_t from) {
+    // The current band still has keys at or after `from` (its key range for the block ends at
+    // row_last - lo; the common case inside a wide band): it is the one the scan below would find
+    // first, so no band need be read.
+    if (band_ >= 0 && band_lo_ <= band_hi_ && from <= row_last_ - band_lo_) {
+      pos_ = from;  // >= the band's key_begin: `from` is past the previous window in this band
+      end_ = pos_ + 1;
+      return;
+    }
     const int lane = threadIdx.x % 32;
     for (; band_ >= 0; band_ -= 32) {
       const int32_t b = band_ - lane;
