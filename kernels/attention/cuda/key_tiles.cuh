@@ -248,24 +248,21 @@ class KeyTileCursor {
       const int32_t b = top - lane;
       DiagonalBand band{1, 0};  // empty
       if (b >= 0) band = b == band_ ? DiagonalBand{band_lo_, band_hi_} : bands[b];
-      uint32_t words[4] = {0, 0, 0, 0};  // bits 0-31, 32-63, 64-95, 96-127
+      // Bits [from, to] of the 128 (0 <= from <= to <= 126) as two 64-bit halves, with a few
+      // 64-bit shifts: half the instructions of four 32-bit words for the publishing warp.
+      uint64_t low = 0, high = 0;
       if (band.lo <= band.hi && band.hi >= offset_min && band.lo <= offset_max) {
         const int32_t from = max(band.lo, offset_min) - offset_min;  // bit positions
         const int32_t to = min(band.hi, offset_max) - offset_min;
-#pragma unroll
-        for (int w = 0; w < 4; ++w) {  // bits [from, to] of word w
-          const int32_t x = max(from, 32 * w) - 32 * w;
-          const int32_t z = min(to, 32 * w + 31) - 32 * w;
-          if (x <= z) {
-            const int width = z - x + 1;
-            words[w] = (width >= 32 ? ~0u : ((1u << width) - 1)) << x;
-          }
-        }
+        if (from <= 63) low = (~0ull >> (63 - min(to, 63))) & (~0ull << from);
+        if (to >= 64) high = (~0ull >> (127 - to)) & (~0ull << max(from - 64, 0));
       }
-#pragma unroll
-      for (int w = 0; w < 4; ++w) words[w] = __reduce_or_sync(0xffffffffu, words[w]);
-      tile->offset_bits[0] |= (static_cast<uint64_t>(words[1]) << 32) | words[0];
-      tile->offset_bits[1] |= (static_cast<uint64_t>(words[3]) << 32) | words[2];
+      const uint32_t w0 = __reduce_or_sync(0xffffffffu, static_cast<uint32_t>(low));
+      const uint32_t w1 = __reduce_or_sync(0xffffffffu, static_cast<uint32_t>(low >> 32));
+      const uint32_t w2 = __reduce_or_sync(0xffffffffu, static_cast<uint32_t>(high));
+      const uint32_t w3 = __reduce_or_sync(0xffffffffu, static_cast<uint32_t>(high >> 32));
+      tile->offset_bits[0] |= (static_cast<uint64_t>(w1) << 32) | w0;
+      tile->offset_bits[1] |= (static_cast<uint64_t>(w3) << 32) | w2;
       // Done once the lowest band of this batch lies below the window (or the list ended).
       const int32_t lowest_hi = __shfl_sync(0xffffffffu, b >= 0 ? band.hi : INT32_MIN, 31);
       if (lowest_hi < offset_min) break;
