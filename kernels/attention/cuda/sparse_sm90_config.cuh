@@ -13,6 +13,13 @@ namespace sparsefill::kernels::cuda {
 // What the producer publishes with each K tile (shared memory, per stage): the KeyTile and
 // whether it is the last of the block; for a gathered tile the stage also holds its columns and
 // the rows each must skip (already covered by a diagonal tile).
+// What the walking producer warp hands the publishing one (shared memory, a small ring): the
+// next tile of the block and whether it is the last.
+struct WalkedTile {
+  KeyTile tile;
+  int32_t last;  // 1: no tile follows
+};
+
 struct SparseTileMeta {
   KeyTile tile;
   int32_t last;         // 1: no tile follows
@@ -41,6 +48,12 @@ struct SparseSm90Config {
   static constexpr int kCtasPerSm = 2;
   static constexpr int kConsumerWarps = kConsumerThreads / 32;
   static constexpr int kGatherWarps = 2;  // 32 rows of a gathered tile each
+  // The last producer warp walks the work list (KeyTileCursor) into a ring of kWalkAhead tiles
+  // that the publishing warp takes from: the walk's dependent reads and votes then overlap the
+  // publishing (meta, TMA, barriers), which on short blocks and scattered diagonals was the
+  // producer's whole time per tile while the consumer waited for K.
+  static constexpr int kWalkerWarp = 3;
+  static constexpr int kWalkAhead = 4;
   // 2 CTAs x 256 threads start at 128 registers; 2 x 128 x (72 + 184) = 65536 (the publishing
   // warp spills below 72; the consumer fits 184).
   static constexpr int kProducerRegisters = 72;
@@ -68,10 +81,12 @@ struct SparseSm90Config {
   static constexpr int kSmemK = 0;
   static constexpr int kSmemV = kSmemK + kStages * kKVTileBytes;
   static constexpr int kSmemMeta = kSmemV + kStages * kKVTileBytes;
-  static constexpr int kSmemBarriers = kSmemMeta + kStages * kMetaBytes;
+  static constexpr int kWalkedBytes = 64;  // one WalkedTile, 8-byte aligned
+  static constexpr int kSmemWalk = kSmemMeta + kStages * kMetaBytes;
+  static constexpr int kSmemBarriers = kSmemWalk + kWalkAhead * kWalkedBytes;
   // q_full, then per stage k_full, k_empty, v_full, v_empty; then per stage gather_ready (a
-  // tile's meta is out: the gather warps read it).
-  static constexpr int kBarriers = 1 + 5 * kStages;
+  // tile's meta is out: the gather warps read it); then per walk slot walk_full, walk_empty.
+  static constexpr int kBarriers = 1 + 5 * kStages + 2 * kWalkAhead;
   static constexpr int kSmemBytes = kSmemBarriers + kBarriers * 8 + 1024;  // + alignment slack
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "the wgmma kernels cover head_dim 64 and 128");
@@ -80,6 +95,9 @@ struct SparseSm90Config {
   static_assert(kBlockM == 64, "one consumer warpgroup: 64 rows");
   static_assert(kGatherWarps * 32 == kBlockN, "each gather warp copies 32 rows (a lane's key each)");
   static_assert(1 + kGatherWarps <= kProducerThreads / 32, "the gather warps are producer warps");
+  static_assert(kWalkerWarp == kGatherWarps + 1 && kWalkerWarp < kProducerThreads / 32,
+                "the walker is the producer warp after the gather warps");
+  static_assert(sizeof(WalkedTile) <= kWalkedBytes && kWalkedBytes % 8 == 0, "walk slot size");
   static_assert(kKVTileBytes == kBlockM * kHeadDim * 2, "K stage 0 holds the output tile");
   static_assert(kSmemMeta % 8 == 0 && kMetaBytes % 8 == 0, "uint64 masks stay aligned");
   static_assert(kSmemBytes * kCtasPerSm <= 227 * 1024, "two CTAs must fit one SM");

@@ -4,11 +4,11 @@
 // CTA = one (query head, 64-row query block), 256 threads, two CTAs per SM:
 //   warpgroup 0  consumer (setmaxnreg up): Q into registers, then wgmma S = Q K^T, mask, online
 //                softmax, O += P V (sparse_sm90_mainloop.cuh SparseConsumer), then the epilogue
-//   warp 4       producer (its warpgroup's setmaxnreg down): walks the block's key tiles,
-//                publishes each tile's meta, TMA for key ranges (SparseProducer)
+//   warp 4       producer (its warpgroup's setmaxnreg down): publishes each tile's meta, TMA
+//                for key ranges (SparseProducer)
 //   warps 5-6    for vertical-slash heads, the gather warps: cp.async copies of the vertical
-//                columns' K and V rows, 32 rows each (SparseGatherer); otherwise they exit,
-//                as warp 7 does
+//                columns' K and V rows, 32 rows each (SparseGatherer); otherwise they exit
+//   warp 7       walks the block's key tiles ahead of warp 4 (SparseWalker)
 #pragma once
 
 #include <cstdint>
@@ -49,6 +49,8 @@ __global__ void __launch_bounds__(SparseSm90Config<kHeadDim>::kThreads,
     const int producer_warp = (threadIdx.x - Cfg::kConsumerThreads) / 32;
     if (producer_warp == 0) {
       SparseProducer<Cfg>(sp, sm, w, gathers);
+    } else if (producer_warp == Cfg::kWalkerWarp) {
+      SparseWalker<Cfg>(sp, sm, w);
     } else if (gathers && producer_warp <= Cfg::kGatherWarps) {
       SparseGatherer<Cfg>(sp, sm, w, producer_warp - 1);
     }

@@ -69,8 +69,9 @@ __device__ inline SparseWorkTile GetSparseWorkTile(const AttentionParams& p, uin
 // a generic pointer); the barriers follow them (kv_ring_barriers.cuh).
 template <class Cfg>
 struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
-  static_assert(KvRingBarriers<Cfg::kStages>::kCount + Cfg::kStages == Cfg::kBarriers,
-                "the ring's barriers, then gather_ready per stage");
+  static_assert(KvRingBarriers<Cfg::kStages>::kCount + Cfg::kStages + 2 * Cfg::kWalkAhead ==
+                    Cfg::kBarriers,
+                "the ring's barriers, then gather_ready per stage, then the walk ring's");
   uint32_t base;
   uint8_t* generic;  // the same window as a generic pointer (meta reads and writes)
   __device__ uint32_t k(int s) const { return base + Cfg::kSmemK + s * Cfg::kKVTileBytes; }
@@ -92,6 +93,16 @@ struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
   __device__ uint32_t gather_ready(int s) const {
     return this->bar(KvRingBarriers<Cfg::kStages>::kCount + s);
   }
+  __device__ WalkedTile* walked(int q) const {
+    return reinterpret_cast<WalkedTile*>(generic + Cfg::kSmemWalk + q * Cfg::kWalkedBytes);
+  }
+  // walk_full[q]: the walker wrote slot q; walk_empty[q]: the publisher read it (1 arrival each).
+  __device__ uint32_t walk_full(int q) const {
+    return this->bar(KvRingBarriers<Cfg::kStages>::kCount + Cfg::kStages + q);
+  }
+  __device__ uint32_t walk_empty(int q) const {
+    return this->bar(KvRingBarriers<Cfg::kStages>::kCount + Cfg::kStages + Cfg::kWalkAhead + q);
+  }
   // Each consumer warp releases a K stage (it read the stage's meta), one thread a V stage.
   // With gather warps (`gathers`: a vertical-slash head), each of them also releases the K stage
   // (it read the meta too), and the full barriers count their arrivals: K takes the publishing
@@ -100,6 +111,10 @@ struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
     const uint32_t g = gathers ? Cfg::kGatherWarps : 0;
     KvRingBarriers<Cfg::kStages>::InitBarriers(Cfg::kConsumerWarps + g, 1, 1 + g, g > 0 ? g : 1);
     for (int s = 0; s < Cfg::kStages; ++s) sm90::MbarInit(gather_ready(s), 1);
+    for (int q = 0; q < Cfg::kWalkAhead; ++q) {
+      sm90::MbarInit(walk_full(q), 1);
+      sm90::MbarInit(walk_empty(q), 1);
+    }
   }
 };
 
@@ -143,9 +158,40 @@ __device__ __forceinline__ void GatherRows(uint32_t dst, const __nv_bfloat16* ba
   }
 }
 
-// The publishing producer warp: all 32 lanes walk the same tile sequence. Per tile it writes the
-// meta (for a gathered tile also its columns and covered-row masks) and, for key ranges, lane 0
-// loads K and V by TMA; a gathered tile's rows are the gather warps' (SparseGatherer).
+// The walking producer warp: all 32 lanes walk the block's tile sequence (KeyTileCursor, the
+// diagonal walk is warp-cooperative) and hand each tile, with whether it is the last, to the
+// publishing warp through a ring of Cfg::kWalkAhead slots.
+template <class Cfg>
+__device__ void SparseWalker(const SparseSm90Params& sp, const SparseSm90Smem<Cfg>& sm,
+                             const SparseWorkTile& w) {
+  const int lane = threadIdx.x % 32;
+  KeyTileCursor cursor(sp.attn, w.head, w.row_begin, w.row_end);
+  KeyTile cur;
+  if (!cursor.Next(&cur)) {
+    // Nothing to compute (no pattern leaves a row without its own key, but the index format
+    // allows it): one all-masked tile of real keys, so V * 0 stays finite.
+    cur = KeyTile{};
+    cur.hi = -1;
+  }
+  for (int i = 0;; ++i) {
+    KeyTile next;
+    const bool have_next = cursor.Next(&next);
+    const int q = i % Cfg::kWalkAhead;
+    const int use = i / Cfg::kWalkAhead;
+    if (use > 0) sm90::MbarWait(sm.walk_empty(q), (use - 1) & 1);
+    if (lane == 0) {
+      sm.walked(q)->tile = cur;
+      sm.walked(q)->last = have_next ? 0 : 1;
+      sm90::MbarArrive(sm.walk_full(q));  // releases the slot's writes
+    }
+    if (!have_next) break;
+    cur = next;
+  }
+}
+
+// The publishing producer warp: takes the walked tiles in order. Per tile it writes the meta (for
+// a gathered tile also its columns and covered-row masks) and, for key ranges, lane 0 loads K and
+// V by TMA; a gathered tile's rows are the gather warps' (SparseGatherer).
 template <class Cfg>
 __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<Cfg>& sm,
                                const SparseWorkTile& w, bool gathers) {
@@ -153,8 +199,18 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
   const AttentionParams& p = sp.attn;
   const int lane = threadIdx.x % 32;
 
-  KeyTileCursor cursor(p, w.head, w.row_begin, w.row_end);
-  const HeadDescriptor& desc = cursor.descriptor();
+  HeadDescriptor desc{};  // a gathered tile's columns and bands
+  if (p.sparse) desc = p.index.heads[w.head];
+  // The next walked tile (all lanes read the slot, then lane 0 frees it).
+  auto take = [&](int i, KeyTile* tile) {
+    const int q = i % Cfg::kWalkAhead;
+    sm90::MbarWait(sm.walk_full(q), (i / Cfg::kWalkAhead) & 1);
+    *tile = sm.walked(q)->tile;
+    const bool last = sm.walked(q)->last != 0;
+    __syncwarp();
+    if (lane == 0) sm90::MbarArrive(sm.walk_empty(q));
+    return !last;
+  };
 
   // A key range's K or V into stage `dst` by TMA, completing on `full` (lane 0); with gather
   // warps it arrives for them too (`gather_arrivals`: their count on this barrier).
@@ -168,19 +224,12 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
     }
   };
   KeyTile cur;
-  if (!cursor.Next(&cur)) {
-    // Nothing to compute (no pattern leaves a row without its own key, but the index format
-    // allows it): one all-masked tile of real keys, so V * 0 stays finite.
-    cur = KeyTile{};
-    cur.hi = -1;
-  }
+  bool have_next = take(0, &cur);
   // The previous tile's V (loaded after this tile's K) when it is a key range.
   bool prev_range = false;
   int32_t prev_begin = 0;
   int i = 0;
   for (;;) {
-    KeyTile next;
-    const bool have_next = cursor.Next(&next);
     // A gathered tile's columns: lane l reads those of rows l and l + 32 (-1 past the tile).
     int32_t cols[2] = {-1, -1};
     if (cur.gather) {
@@ -234,8 +283,8 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
     if (!have_next) break;
     prev_range = !cur.gather;
     prev_begin = cur.begin;
-    cur = next;
     ++i;
+    have_next = take(i, &cur);
   }
   if (!cur.gather) {
     const int s = i % kStages;
