@@ -21,6 +21,8 @@
 //   v_full[s]        V tile in stage s                (max(G, 1) arrivals, likewise)
 //   v_empty[s]       O += P V for stage s done        (1 arrival)
 //   gather_ready[s]  the meta of stage s is out       (1 arrival; the gather warps wait on it)
+//   walk_full[q], walk_empty[q]  slot q of the walker's ring (Cfg::kWalkAhead tiles) written /
+//                    read by the publishing warp      (1 arrival each)
 #pragma once
 
 #include <cuda_bf16.h>
