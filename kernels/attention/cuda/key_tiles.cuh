@@ -42,9 +42,9 @@ __device__ __forceinline__ bool TilePairIn(const KeyTile& t, int32_t r, int32_t 
 
 // The keys of range or offsets tile `t` that row r computes, as a mask in key order: bit kk set
 // when (r, t.begin + kk) is computed. Zero for rows at or past row_end (the partial last block).
-// The consumers build one mask per row and test constant bits of it, instead of evaluating
-// TilePairIn per element: an offsets tile's per-element test was ~70% of a consumer's
-// instructions on scattered diagonals (ncu, H100).
+// The wgmma consumer builds one mask per row and tests constant bits of it, instead of
+// evaluating TilePairIn per element: an offsets tile's per-element test was ~70% of its
+// instructions on scattered diagonals (ncu, H100). TilePairIn stays the mma.sync kernel's test.
 __device__ __forceinline__ uint64_t RowKeyMask(const KeyTile& t, int32_t r, int32_t row_begin,
                                                int32_t row_end) {
   if (r >= row_end) return 0;

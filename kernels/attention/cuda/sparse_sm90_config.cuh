@@ -10,9 +10,6 @@
 
 namespace sparsefill::kernels::cuda {
 
-// What the producer publishes with each K tile (shared memory, per stage): the KeyTile and
-// whether it is the last of the block; for a gathered tile the stage also holds its columns and
-// the rows each must skip (already covered by a diagonal tile).
 // What the walking producer warp hands the publishing one (shared memory, a small ring): the
 // next tile of the block and whether it is the last.
 struct WalkedTile {
@@ -20,6 +17,9 @@ struct WalkedTile {
   int32_t last;  // 1: no tile follows
 };
 
+// What the producer publishes with each K tile (shared memory, per stage): the KeyTile and
+// whether it is the last of the block; for a gathered tile the stage also holds its columns and
+// the rows each must skip (already covered by a diagonal tile).
 struct SparseTileMeta {
   KeyTile tile;
   int32_t last;         // 1: no tile follows
