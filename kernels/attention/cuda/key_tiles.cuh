@@ -29,7 +29,8 @@ struct KeyTile {
 };
 
 // Whether tile `t` computes (row r, key k); for range and offsets tiles (gather tiles need the
-// column list and the rows covered by bands: the kernels test those themselves).
+// column list and the rows covered by bands: GatherColumnRows, or the mma.sync kernel's own
+// test).
 __device__ __forceinline__ bool TilePairIn(const KeyTile& t, int32_t r, int32_t k) {
   if (t.offsets) {
     const int32_t i = r - k - t.offset_min;  // 0..126 for rows and keys of the tile
@@ -63,6 +64,19 @@ __device__ __forceinline__ uint64_t RowKeyMask(const KeyTile& t, int32_t r, int3
   const int64_t last = d - t.lo < t.count - 1 ? d - t.lo : t.count - 1;
   if (first > last) return 0;
   return (~0ull >> (63 - last)) & (~0ull << first);
+}
+
+// The rows of the block [row_begin, row_end) that compute gathered column `key` (bit rr: row
+// row_begin + rr): at or after the key (causal), within `hi` of it (the window), and not in
+// `covered` (RowsCoveredByBands: a band tile computes those pairs). INT32_MAX (a slot past the
+// tile's columns) gives no row.
+__device__ __forceinline__ uint64_t GatherColumnRows(int32_t key, int32_t hi, uint64_t covered,
+                                                     int32_t row_begin, int32_t row_end) {
+  const int64_t first = max(static_cast<int64_t>(key) - row_begin, int64_t{0});
+  const int64_t last = min(static_cast<int64_t>(key) + hi - row_begin,
+                           static_cast<int64_t>(row_end - 1 - row_begin));
+  if (first > last) return 0;
+  return (~0ull >> (63 - last)) & (~0ull << first) & ~covered;
 }
 
 // Whether every pair of tile `t` x the block's rows [row_begin, row_end) is computed, so the

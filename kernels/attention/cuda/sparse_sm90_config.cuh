@@ -73,10 +73,12 @@ struct SparseSm90Config {
   static constexpr int kColumnBlocks = kHeadDim / 64;
   static constexpr int kKVBlockBytes = kBlockN * 128;
   static constexpr int kKVTileBytes = kKVBlockBytes * kColumnBlocks;
-  // Per stage: SparseTileMeta, then the gathered columns (int32) and covered-row masks (uint64).
+  // Per stage: SparseTileMeta, then the gathered columns (int32), covered-row masks (uint64,
+  // per column) and, from the gather warps, each query row's key mask (uint64, per row).
   static constexpr int kMetaCols = 64;
   static constexpr int kMetaCovered = kMetaCols + kBlockN * 4;
-  static constexpr int kMetaBytes = kMetaCovered + kBlockN * 8;
+  static constexpr int kMetaRowKeys = kMetaCovered + kBlockN * 8;
+  static constexpr int kMetaBytes = kMetaRowKeys + kBlockM * 8;
   // No Q tile: Q is read into registers from global memory, and the epilogue stages O in K
   // stage 0 (every stage is free by then).
   static constexpr int kSmemK = 0;

@@ -9,7 +9,8 @@
 // completing on the same mbarriers (cp.async.mbarrier.arrive), and the consumer fences the
 // generic->async proxy before wgmma reads them. The producer marks the tiles every row of the
 // block computes whole (SparseTileMeta::full); for the others the consumer masks S with one
-// 64-bit key mask per row (RowKeyMask, or the gathered columns' tests).
+// 64-bit key mask per row (RowKeyMask; for a gathered tile the gather warps build them,
+// GatherColumnRows transposed).
 //
 // Barriers (tile i uses stage i % kStages, phase (i / kStages) & 1); G = kGatherWarps for a
 // vertical-slash head, else 0:
@@ -89,6 +90,12 @@ struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
     return reinterpret_cast<uint64_t*>(generic + Cfg::kSmemMeta + s * Cfg::kMetaBytes +
                                        Cfg::kMetaCovered);
   }
+  // A partial gathered tile's key mask per query row (bit c: slot c), as two 32-bit halves
+  // (gather warp g writes half g of each row).
+  __device__ uint32_t* row_keys(int s) const {
+    return reinterpret_cast<uint32_t*>(generic + Cfg::kSmemMeta + s * Cfg::kMetaBytes +
+                                       Cfg::kMetaRowKeys);
+  }
   __device__ static SparseSm90Smem At(uint32_t base, uint8_t* generic) {
     return SparseSm90Smem{{base + Cfg::kSmemBarriers}, base, generic};
   }
@@ -158,6 +165,24 @@ __device__ __forceinline__ void GatherRows(uint32_t dst, const __nv_bfloat16* ba
     CpAsync16(lane_dst[pass % kSwizzlePeriod] + row_offset,
               lane_src + static_cast<uint64_t>(key) * row_bytes, true);
   }
+}
+
+// The transpose of the warp's 32 x 32 bit matrix (lane l holds row l, bit j its column j): lane
+// j gets column j (bit l: row l's bit j). Five steps of a shuffle and a swap of half-blocks.
+__device__ __forceinline__ uint32_t WarpTransposeBits(uint32_t x) {
+  const int lane = threadIdx.x % 32;
+  constexpr uint32_t kKeep[5] = {0x0000ffffu, 0x00ff00ffu, 0x0f0f0f0fu, 0x33333333u, 0x55555555u};
+#pragma unroll
+  for (int step = 0; step < 5; ++step) {
+    const int width = 16 >> step;
+    const uint32_t keep = kKeep[step];
+    const uint32_t other = __shfl_xor_sync(0xffffffffu, x, width);
+    // The lower lane of a pair keeps its low half-blocks and takes the partner's low ones as
+    // its high; the upper lane keeps its high half-blocks and takes the partner's high as low.
+    x = (lane & width) ? (x & ~keep) | ((other >> width) & keep)
+                       : (x & keep) | ((other & keep) << width);
+  }
+  return x;
 }
 
 // The walking producer warp: all 32 lanes walk the block's tile sequence (KeyTileCursor, the
@@ -313,18 +338,31 @@ __device__ void SparseGatherer(const SparseSm90Params& sp, const SparseSm90Smem<
     sm90::MbarWait(sm.gather_ready(s), use & 1);
     const bool gather = sm.meta(s)->tile.gather;
     const bool last = sm.meta(s)->last != 0;
+    int32_t mine = INT32_MAX;  // this lane's column (slot row0 + lane)
     uint32_t key = 0;
     if (gather) {
-      const int32_t mine = sm.cols(s)[row0 + lane];
+      mine = sm.cols(s)[row0 + lane];
       key = static_cast<uint32_t>(mine != INT32_MAX ? mine : sm.cols(s)[0]);
-    }
-    __syncwarp();
-    if (lane == 0) sm90::MbarArrive(sm.k_empty(s));  // done with the stage's meta
-    if (gather) {
       GatherRows<Cfg>(sm.k(s), p.k, w.kv_head, p.kv_row_stride, key, row0);
       sm90::CpAsyncMbarArrive(sm.k_full(s));
-      __syncwarp();
-      if (lane == 0) sm90::MbarArrive(sm.k_full(s));
+      // While the copies fly: a partial tile's key mask per query row, for the consumer's
+      // constant-bit tests (a per-element test of columns and covered rows cost it more than
+      // the tile's softmax). Lane l has column slot row0 + l and the rows that compute it; the
+      // bit-matrix transpose gives lane l this warp's 32 slots of rows l and l + 32.
+      if (!sm.meta(s)->full) {
+        const uint64_t rows = GatherColumnRows(mine, sm.meta(s)->tile.hi,
+                                               sm.covered(s)[row0 + lane], w.row_begin, w.row_end);
+        sm.row_keys(s)[2 * lane + gatherer] = WarpTransposeBits(static_cast<uint32_t>(rows));
+        sm.row_keys(s)[2 * (lane + 32) + gatherer] =
+            WarpTransposeBits(static_cast<uint32_t>(rows >> 32));
+      }
+    }
+    __syncwarp();
+    if (lane == 0) {
+      sm90::MbarArrive(sm.k_empty(s));            // done with the stage's meta
+      if (gather) sm90::MbarArrive(sm.k_full(s));  // the row masks (the rows: cp.async above)
+    }
+    if (gather) {
       if (use > 0) sm90::MbarWait(sm.v_empty(s), (use - 1) & 1);
       GatherRows<Cfg>(sm.v(s), p.v, w.kv_head, p.kv_row_stride, key, row0);
       sm90::CpAsyncMbarArrive(sm.v_full(s));
@@ -380,38 +418,23 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
       pairs32 += 2 * kBlockN / 4;  // this thread's 2 rows x 16 keys
       return;
     }
+    // One key mask per row (a gathered tile's from the gather warps); this thread's keys are
+    // 8 j + 2 (lane % 4) + {0, 1}, so after a shift by 2 (lane % 4) each element tests a
+    // constant bit.
     const KeyTile& t = sm.meta(ks)->tile;
-    if (!t.gather) {
-      // One key mask per row; this thread's keys are 8 j + 2 (lane % 4) + {0, 1}, so after a
-      // shift by 2 (lane % 4) each element tests a constant bit.
+    const uint64_t* gathered = reinterpret_cast<const uint64_t*>(sm.row_keys(ks));
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const uint64_t keys =
-            RowKeyMask(t, rows[h], w.row_begin, w.row_end) >> (2 * (lane % 4));
-        pairs32 += __popcll(keys & 0x0303030303030303ull);
+    for (int h = 0; h < 2; ++h) {
+      const uint64_t row_keys = t.gather ? gathered[rows[h] - w.row_begin]
+                                         : RowKeyMask(t, rows[h], w.row_begin, w.row_end);
+      const uint64_t keys = row_keys >> (2 * (lane % 4));
+      pairs32 += __popcll(keys & 0x0303030303030303ull);
 #pragma unroll
-        for (int j = 0; j < kBlockN / 8; ++j) {
+      for (int j = 0; j < kBlockN / 8; ++j) {
 #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            if (!((keys >> (8 * j + e)) & 1ull)) s[4 * j + 2 * h + e] = kNegInf;
-          }
+        for (int e = 0; e < 2; ++e) {
+          if (!((keys >> (8 * j + e)) & 1ull)) s[4 * j + 2 * h + e] = kNegInf;
         }
-      }
-      return;
-    }
-    const int32_t* cols = sm.cols(ks);
-    const uint64_t* covered = sm.covered(ks);
-#pragma unroll
-    for (int j = 0; j < kBlockN / 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int32_t r = rows[e >> 1];
-        const int slot = 8 * j + 2 * (lane % 4) + (e & 1);
-        const int32_t key = cols[slot];
-        const bool valid = r < w.row_end && slot < t.count && key <= r && r - key <= t.hi &&
-                           !((covered[slot] >> (r - w.row_begin)) & 1ull);
-        pairs32 += valid ? 1u : 0u;
-        if (!valid) s[4 * j + e] = kNegInf;
       }
     }
   };

@@ -140,10 +140,18 @@ __device__ __forceinline__ void LastPV(float (&o)[kHeadDim / 2], uint32_t (&pf)[
   sm90::FenceRegisters(pf);
 }
 
+// How far (log2 units) a tile's row max may rise above the running max before the running max
+// moves: until then the exponent base stays, P is at most 2^8 (exact in bf16's range, the fp32
+// sums and O lose nothing) and O needs no rescaling. Once a row's max has settled, which it does
+// within a few tiles, most tiles rescale nothing: RescaleO's multiplies (head_dim / 2 a thread
+// per tile) are skipped for a warp whose rows all kept their max.
+inline constexpr float kSoftmaxMaxSlackLog2 = 8.0f;
+
 // Online softmax of a masked score tile (kBlockN keys; masked scores are -inf): on return s
-// holds P in fp32, rescale[h] the factor for what row h accumulated before, and row_max /
-// row_sum (this thread's part) are updated. A row with nothing visible yet keeps max -inf: 0 is
-// the exponent base then, so every term is exp2(-inf) = 0 and no NaN appears.
+// holds P in fp32, rescale[h] the factor for what row h accumulated before (1 where the running
+// max did not move), and row_max / row_sum (this thread's part) are updated. A row with nothing
+// visible yet keeps max -inf: 0 is the exponent base then, so every term is exp2(-inf) = 0 and
+// no NaN appears.
 template <int kBlockN>
 __device__ __forceinline__ void OnlineSoftmax(float (&s)[kBlockN / 2], float (&row_max)[2],
                                               float (&row_sum)[2], float scale_log2,
@@ -151,16 +159,23 @@ __device__ __forceinline__ void OnlineSoftmax(float (&s)[kBlockN / 2], float (&r
   const float kNegInf = __int_as_float(0xff800000);
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float mx = row_max[h];
+    float mx = kNegInf;
 #pragma unroll
     for (int j = 0; j < kBlockN / 8; ++j) {
       mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
     }
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the 4 threads of a row
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float base = mx == kNegInf ? 0.0f : mx * scale_log2;
-    rescale[h] = index::Ex2(row_max[h] * scale_log2 - base);
-    row_max[h] = mx;
+    // The running max moves only past the slack (from -inf: at the first visible score).
+    // scale_log2 > 0, so the test may compare scaled values; -inf - slack stays -inf.
+    const float old_scaled = row_max[h] * scale_log2;
+    if (mx * scale_log2 - kSoftmaxMaxSlackLog2 > old_scaled) {
+      rescale[h] = index::Ex2(old_scaled - mx * scale_log2);  // 0 from -inf
+      row_max[h] = mx;
+    } else {
+      rescale[h] = 1.0f;
+    }
+    const float base = row_max[h] == kNegInf ? 0.0f : row_max[h] * scale_log2;
     float sum0 = 0.0f, sum1 = 0.0f;  // two chains: half the add latency
 #pragma unroll
     for (int j = 0; j < kBlockN / 8; ++j) {
@@ -187,9 +202,11 @@ __device__ __forceinline__ void PackP(const float (&s)[kPVSteps * 8], uint32_t (
   }
 }
 
-// O *= rescale, per row.
+// O *= rescale, per row; nothing when no row of the warp moved its max (OnlineSoftmax's slack),
+// a warp-uniform branch.
 template <int kHeadDim>
 __device__ __forceinline__ void RescaleO(float (&o)[kHeadDim / 2], const float (&rescale)[2]) {
+  if (!__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) return;
 #pragma unroll
   for (int j = 0; j < kHeadDim / 8; ++j) {
     o[4 * j + 0] *= rescale[0];
