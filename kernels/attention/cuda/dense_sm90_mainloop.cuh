@@ -142,7 +142,7 @@ __device__ void DenseConsumer(const DenseSm90Params& p, const DenseSm90Smem<Cfg>
         }
       }
     }
-    OnlineSoftmax<kBlockN>(s, row_max, row_sum, scale_log2, rescale);
+    OnlineSoftmax<kBlockN, false>(s, row_max, row_sum, scale_log2, rescale);
   };
 
   auto pack_p = [&] { PackP<kPVSteps>(s, pf); };
@@ -185,7 +185,7 @@ __device__ void DenseConsumer(const DenseSm90Params& p, const DenseSm90Smem<Cfg>
     index::FenceOperands<0, kHeadDim / 2>(o);
     sm90::FenceRegisters(pf);
     if (signals) sm90::MbarArrive(sm.v_empty(vs));
-    RescaleO<kHeadDim>(o, rescale);
+    RescaleO<kHeadDim, false>(o, rescale);
     pack_p();
   }
 

@@ -152,30 +152,39 @@ inline constexpr float kSoftmaxMaxSlackLog2 = 8.0f;
 // max did not move), and row_max / row_sum (this thread's part) are updated. A row with nothing
 // visible yet keeps max -inf: 0 is the exponent base then, so every term is exp2(-inf) = 0 and
 // no NaN appears.
-template <int kBlockN>
+// kLazyMax false: the running max follows every rise (no slack) and every row gets its
+// factor: the dense kernel, whose A/B showed no gain from the slack (H100 and H200, 128K).
+template <int kBlockN, bool kLazyMax = true>
 __device__ __forceinline__ void OnlineSoftmax(float (&s)[kBlockN / 2], float (&row_max)[2],
                                               float (&row_sum)[2], float scale_log2,
                                               float (&rescale)[2]) {
   const float kNegInf = __int_as_float(0xff800000);
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float mx = kNegInf;
+    float mx = kLazyMax ? kNegInf : row_max[h];
 #pragma unroll
     for (int j = 0; j < kBlockN / 8; ++j) {
       mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
     }
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the 4 threads of a row
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    // The running max moves only past the slack (from -inf: at the first visible score).
-    // scale_log2 > 0, so the test may compare scaled values; -inf - slack stays -inf.
-    const float old_scaled = row_max[h] * scale_log2;
-    if (mx * scale_log2 - kSoftmaxMaxSlackLog2 > old_scaled) {
-      rescale[h] = index::Ex2(old_scaled - mx * scale_log2);  // 0 from -inf
-      row_max[h] = mx;
+    float base;  // the exponent base: the running max, scaled (0 while it is -inf)
+    if constexpr (kLazyMax) {
+      // The running max moves only past the slack (from -inf: at the first visible score).
+      // scale_log2 > 0, so the test may compare scaled values; -inf - slack stays -inf.
+      const float old_scaled = row_max[h] * scale_log2;
+      if (mx * scale_log2 - kSoftmaxMaxSlackLog2 > old_scaled) {
+        rescale[h] = index::Ex2(old_scaled - mx * scale_log2);  // 0 from -inf
+        row_max[h] = mx;
+      } else {
+        rescale[h] = 1.0f;
+      }
+      base = row_max[h] == kNegInf ? 0.0f : row_max[h] * scale_log2;
     } else {
-      rescale[h] = 1.0f;
+      base = mx == kNegInf ? 0.0f : mx * scale_log2;
+      rescale[h] = index::Ex2(row_max[h] * scale_log2 - base);
+      row_max[h] = mx;
     }
-    const float base = row_max[h] == kNegInf ? 0.0f : row_max[h] * scale_log2;
     float sum0 = 0.0f, sum1 = 0.0f;  // two chains: half the add latency
 #pragma unroll
     for (int j = 0; j < kBlockN / 8; ++j) {
@@ -204,9 +213,9 @@ __device__ __forceinline__ void PackP(const float (&s)[kPVSteps * 8], uint32_t (
 
 // O *= rescale, per row; nothing when no row of the warp moved its max (OnlineSoftmax's slack),
 // a warp-uniform branch.
-template <int kHeadDim>
+template <int kHeadDim, bool kSkipUnmoved = true>
 __device__ __forceinline__ void RescaleO(float (&o)[kHeadDim / 2], const float (&rescale)[2]) {
-  if (!__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) return;
+  if (kSkipUnmoved && !__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f)) return;
 #pragma unroll
   for (int j = 0; j < kHeadDim / 8; ++j) {
     o[4 * j + 0] *= rescale[0];
