@@ -5,9 +5,9 @@
 // The producer warp walks KeyTileCursor (key_tiles.cuh, the one place that knows what each
 // pattern computes) and, per tile, publishes a SparseTileMeta with the K tile. Key ranges load
 // with TMA from any start key (zero fill outside the prompt); the rows of a gathered tile
-// (vertical columns) are copied by the gather warps with cp.async into the same swizzled layout,
-// completing on the same mbarriers (cp.async.mbarrier.arrive), and the consumer fences the
-// generic->async proxy before wgmma reads them. The producer marks the tiles every row of the
+// (vertical columns) are copied by the gather warps with cp.async into the same swizzled layout;
+// a gather warp fences its landed copies (generic -> async proxy) before it arrives on the same
+// mbarriers, a tile behind its copies, so wgmma may read them unfenced. The producer marks the tiles every row of the
 // block computes whole (SparseTileMeta::full); for the others the consumer masks S with one
 // 64-bit key mask per row (RowKeyMask; for a gathered tile the gather warps build them,
 // GatherColumnRows transposed).
@@ -15,8 +15,8 @@
 // Barriers (tile i uses stage i % kStages, phase (i / kStages) & 1); G = kGatherWarps for a
 // vertical-slash head, else 0:
 //   q_full           unused (Q goes to registers from global memory)
-//   k_full[s]        K tile and its meta in stage s   (1 + G arrivals [+ bytes / cp.async]; a
-//                    TMA tile's single arrival counts for all)
+//   k_full[s]        K tile and its meta in stage s   (1 + G arrivals [+ bytes]; a TMA tile's
+//                    single arrival counts for all)
 //   k_empty[s]       every consumer warp is done with S and the meta, every gather warp with
 //                    the meta                         (kConsumerWarps + G arrivals)
 //   v_full[s]        V tile in stage s                (max(G, 1) arrivals, likewise)
@@ -322,9 +322,13 @@ __device__ void SparseProducer(const SparseSm90Params& sp, const SparseSm90Smem<
 }
 
 // A gather warp of a vertical-slash head: follows the published tiles and, for each gathered
-// one, copies its 32 rows of K (then, once the stage's V is free, of V) and arrives on the full
-// barriers; it also releases each K stage's meta. Rows past the tile copy the tile's first
-// column (the consumer masks them; real data keeps P V finite).
+// one, copies its 32 rows of K (then, once the stage's V is free, of V); it also releases each
+// K stage's meta. Rows past the tile copy the tile's first column (the consumer masks them;
+// real data keeps P V finite). The copies are published a tile late: the warp waits for a
+// tile's copies only once the next tile's K copies are in flight (or when it would otherwise
+// wait for the next tile, or has none), fences them for the async proxy and arrives on the full
+// barriers, so the consumer's wgmmas read them unfenced (its two fences per gathered tile were
+// ~4% of its samples on gather-heavy lists) and the warp still keeps ahead of it.
 template <class Cfg>
 __device__ void SparseGatherer(const SparseSm90Params& sp, const SparseSm90Smem<Cfg>& sm,
                                const SparseWorkTile& w, int gatherer) {
@@ -332,9 +336,25 @@ __device__ void SparseGatherer(const SparseSm90Params& sp, const SparseSm90Smem<
   const AttentionParams& p = sp.attn;
   const int lane = threadIdx.x % 32;
   const int row0 = 32 * gatherer;
+  int pending = -1;  // the stage of a gathered tile whose copies this warp has not published
+  // The pending tile's copies landed (the caller waited): fence them, then its K and V are out.
+  auto publish = [&] {
+    index::FenceProxyAsyncShared();
+    __syncwarp();
+    if (lane == 0) {
+      sm90::MbarArrive(sm.k_full(pending));
+      sm90::MbarArrive(sm.v_full(pending));
+    }
+    pending = -1;
+  };
   for (int i = 0;; ++i) {
     const int s = i % kStages;
     const int use = i / kStages;
+    if (pending >= 0 &&
+        !__shfl_sync(0xffffffffu, sm90::MbarTest(sm.gather_ready(s), use & 1), 0)) {
+      CpAsyncWait<0>();  // the next tile is not out yet: do not hold this one meanwhile
+      publish();
+    }
     sm90::MbarWait(sm.gather_ready(s), use & 1);
     const bool gather = sm.meta(s)->tile.gather;
     const bool last = sm.meta(s)->last != 0;
@@ -344,7 +364,7 @@ __device__ void SparseGatherer(const SparseSm90Params& sp, const SparseSm90Smem<
       mine = sm.cols(s)[row0 + lane];
       key = static_cast<uint32_t>(mine != INT32_MAX ? mine : sm.cols(s)[0]);
       GatherRows<Cfg>(sm.k(s), p.k, w.kv_head, p.kv_row_stride, key, row0);
-      sm90::CpAsyncMbarArrive(sm.k_full(s));
+      CpAsyncCommit();
       // While the copies fly: a partial tile's key mask per query row, for the consumer's
       // constant-bit tests (a per-element test of columns and covered rows cost it more than
       // the tile's softmax). Lane l has column slot row0 + l and the rows that compute it; the
@@ -358,21 +378,30 @@ __device__ void SparseGatherer(const SparseSm90Params& sp, const SparseSm90Smem<
       }
     }
     __syncwarp();
-    if (lane == 0) {
-      sm90::MbarArrive(sm.k_empty(s));            // done with the stage's meta
-      if (gather) sm90::MbarArrive(sm.k_full(s));  // the row masks (the rows: cp.async above)
+    if (lane == 0) sm90::MbarArrive(sm.k_empty(s));  // done with the stage's meta
+    if (pending >= 0) {
+      // The previous gathered tile: all but this tile's K group (if any) landed.
+      if (gather) {
+        CpAsyncWait<1>();
+      } else {
+        CpAsyncWait<0>();
+      }
+      publish();
     }
     if (gather) {
       if (use > 0) sm90::MbarWait(sm.v_empty(s), (use - 1) & 1);
       GatherRows<Cfg>(sm.v(s), p.v, w.kv_head, p.kv_row_stride, key, row0);
-      sm90::CpAsyncMbarArrive(sm.v_full(s));
-      __syncwarp();
-      if (lane == 0) sm90::MbarArrive(sm.v_full(s));
+      CpAsyncCommit();
+      pending = s;
     }
-    if (last) break;
+    if (last) {
+      if (pending >= 0) {
+        CpAsyncWait<0>();
+        publish();
+      }
+      break;
+    }
   }
-  // Do not leave the CTA's life with copies in flight from this thread.
-  sm90::CpAsyncWaitAll();
 }
 
 // The consumer warpgroup: 64 query rows over the published tiles. Leaves the unnormalised O,
@@ -454,15 +483,12 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
                            w.row_begin, p.tokens, qa);
 
   // 1. Tile 0.
-  bool gather;  // the current tile is gathered columns (cp.async wrote it)
   bool last;
   {
     float rescale[2];
     sm90::MbarWait(sm.k_full(0), 0);
-    gather = sm.meta(0)->tile.gather;
     last = sm.meta(0)->last != 0;
     const bool full = sm.meta(0)->full != 0;
-    if (gather) index::FenceProxyAsyncShared();  // cp.async wrote the tile (generic proxy)
     issue_s(0);
     index::WgmmaWait<0>();
     index::FenceOperands<0, 32>(s);
@@ -471,7 +497,6 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
     softmax(rescale);
     pack_p();
   }
-  bool prev_gather = gather;
   int i = 0;
   // Stage and phase of tile i, stepped rather than divided by kStages in the loop: the
   // division's integer ops sat between the S and P V wgmmas.
@@ -488,13 +513,10 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
       k_phase ^= 1;
     }
     sm90::MbarWait(sm.k_full(ks), k_phase);
-    gather = sm.meta(ks)->tile.gather;
     const bool is_last = sm.meta(ks)->last != 0;
     const bool full = sm.meta(ks)->full != 0;
-    if (gather) index::FenceProxyAsyncShared();
     issue_s(ks);
     sm90::MbarWait(sm.v_full(vs), v_phase);
-    if (prev_gather) index::FenceProxyAsyncShared();
     issue_pv(vs);
     index::WgmmaCommit();
     index::WgmmaWait<1>();
@@ -511,14 +533,12 @@ __device__ void SparseConsumer(const SparseSm90Params& sp, const SparseSm90Smem<
     if (tid == 0) sm90::MbarArrive(sm.v_empty(vs));
     RescaleO<kHeadDim>(o, rescale);
     pack_p();
-    prev_gather = gather;
     last = is_last;
   }
 
   // 3. The last tile's O += P V.
   vs = ks;
   sm90::MbarWait(sm.v_full(vs), k_phase);
-  if (prev_gather) index::FenceProxyAsyncShared();
   LastPV<kHeadDim, kPVSteps, Cfg::kKVBlockBytes>(o, pf, sm.v(vs));
   if (tid == 0) sm90::MbarArrive(sm.v_empty(vs));
   pairs = pairs32;

@@ -170,6 +170,21 @@ __device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
   } while (done == 0);
 }
 
+// Whether the phase of parity `parity` has completed, without waiting.
+__device__ __forceinline__ bool MbarTest(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+      "selp.u32 %0, 1, 0, p;\n"
+      "}\n"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+
 // When every cp.async this thread issued so far has landed, one arrival on `bar`; the pending
 // count is raised by one first (no .noinc), so the thread's own later plain arrival still counts.
 __device__ __forceinline__ void CpAsyncMbarArrive(uint32_t bar) {
