@@ -7,10 +7,10 @@
 // with TMA from any start key (zero fill outside the prompt); the rows of a gathered tile
 // (vertical columns) are copied by the gather warps with cp.async into the same swizzled layout;
 // a gather warp fences its landed copies (generic -> async proxy) before it arrives on the same
-// mbarriers, a tile behind its copies, so wgmma may read them unfenced. The producer marks the tiles every row of the
-// block computes whole (SparseTileMeta::full); for the others the consumer masks S with one
-// 64-bit key mask per row (RowKeyMask; for a gathered tile the gather warps build them,
-// GatherColumnRows transposed).
+// mbarriers, a tile behind its copies, so wgmma may read them unfenced. The producer marks the
+// tiles every row of the block computes whole (SparseTileMeta::full); for the others the
+// consumer masks S with one 64-bit key mask per row (RowKeyMask; for a gathered tile the gather
+// warps build them, GatherColumnRows transposed).
 //
 // Barriers (tile i uses stage i % kStages, phase (i / kStages) & 1); G = kGatherWarps for a
 // vertical-slash head, else 0:
