@@ -28,6 +28,11 @@ struct KeyTile {
   uint64_t offset_bits[2];     // offsets: bit i (of 128) set = offset offset_min + i computed
 };
 
+// Bits first..last of a 64-bit word (0 <= first <= last <= 63).
+__device__ __forceinline__ uint64_t BitRange64(int first, int last) {
+  return (~0ull >> (63 - last)) & (~0ull << first);
+}
+
 // Whether tile `t` computes (row r, key k); for range and offsets tiles (gather tiles need the
 // column list and the rows covered by bands: GatherColumnRows, or the mma.sync kernel's own
 // test).
@@ -63,7 +68,7 @@ __device__ __forceinline__ uint64_t RowKeyMask(const KeyTile& t, int32_t r, int3
   const int64_t first = d - t.hi > 0 ? d - t.hi : 0;
   const int64_t last = d - t.lo < t.count - 1 ? d - t.lo : t.count - 1;
   if (first > last) return 0;
-  return (~0ull >> (63 - last)) & (~0ull << first);
+  return BitRange64(static_cast<int>(first), static_cast<int>(last));
 }
 
 // The rows of the block [row_begin, row_end) that compute gathered column `key` (bit rr: row
@@ -76,7 +81,7 @@ __device__ __forceinline__ uint64_t GatherColumnRows(int32_t key, int32_t hi, ui
   const int64_t last = min(static_cast<int64_t>(key) + hi - row_begin,
                            static_cast<int64_t>(row_end - 1 - row_begin));
   if (first > last) return 0;
-  return (~0ull >> (63 - last)) & (~0ull << first) & ~covered;
+  return BitRange64(static_cast<int>(first), static_cast<int>(last)) & ~covered;
 }
 
 // Whether every pair of tile `t` x the block's rows [row_begin, row_end) is computed, so the
@@ -268,8 +273,8 @@ class KeyTileCursor {
       if (band.lo <= band.hi && band.hi >= offset_min && band.lo <= offset_max) {
         const int32_t from = max(band.lo, offset_min) - offset_min;  // bit positions
         const int32_t to = min(band.hi, offset_max) - offset_min;
-        if (from <= 63) low = (~0ull >> (63 - min(to, 63))) & (~0ull << from);
-        if (to >= 64) high = (~0ull >> (127 - to)) & (~0ull << max(from - 64, 0));
+        if (from <= 63) low = BitRange64(from, min(to, 63));
+        if (to >= 64) high = BitRange64(max(from - 64, 0), to - 64);
       }
       const uint32_t w0 = __reduce_or_sync(0xffffffffu, static_cast<uint32_t>(low));
       const uint32_t w1 = __reduce_or_sync(0xffffffffu, static_cast<uint32_t>(low >> 32));
@@ -334,8 +339,7 @@ __device__ inline uint64_t RowsCoveredByBands(const AttentionParams& p, const He
   for (int32_t b = lo; b < d.band_count && bands[b].lo <= last_offset; ++b) {
     const int32_t from = max(bands[b].lo, first_offset) - first_offset;  // row positions
     const int32_t to = min(bands[b].hi, last_offset) - first_offset;
-    const int width = to - from + 1;
-    covered |= (width >= 64 ? ~0ull : ((1ull << width) - 1)) << from;
+    covered |= BitRange64(from, to);  // from <= to: band b has hi >= first_offset, lo <= last
   }
   return covered;
 }

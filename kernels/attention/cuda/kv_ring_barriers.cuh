@@ -25,8 +25,8 @@ struct KvRingBarriers {
   __device__ uint32_t v_empty(int s) const { return bar(1 + 3 * kStages + s); }
 
   // One thread, before the CTA barrier that publishes them. The full barriers take the given
-  // arrivals (one with the copies' bytes or cp.async arrivals, unless more threads copy); the
-  // empty ones the given counts.
+  // arrivals (one with the copies' bytes, unless more threads copy); the empty ones the given
+  // counts.
   __device__ void InitBarriers(uint32_t k_empty_arrivals, uint32_t v_empty_arrivals,
                                uint32_t k_full_arrivals = 1, uint32_t v_full_arrivals = 1) const {
     sm90::MbarInit(q_full(), 1);

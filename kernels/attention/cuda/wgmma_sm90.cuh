@@ -1,7 +1,7 @@
 // Hopper (sm_90a) PTX the dense wgmma attention kernel adds to index_wgmma.cuh (the 128-byte
 // swizzle, its K-major descriptor, the wgmma fences and the m64n64k16 A-from-registers MMA, which
 // the index builders use): the MN-major descriptor, the m64n128k16 MMA with A from shared memory, the
-// m64n128k16 / m64n64k16 MMAs with A from registers and B transposed, mbarriers (with cp.async arrivals),
+// m64n128k16 / m64n64k16 MMAs with A from registers and B transposed, mbarriers,
 // the bulk tensor copy (TMA) and setmaxnreg.
 //
 // Shared tiles are stored as index_wgmma.cuh describes: rows of 64 bf16 (128 bytes), chunk c of
@@ -185,14 +185,6 @@ __device__ __forceinline__ bool MbarTest(uint32_t bar, uint32_t parity) {
   return done != 0;
 }
 
-// When every cp.async this thread issued so far has landed, one arrival on `bar`; the pending
-// count is raised by one first (no .noinc), so the thread's own later plain arrival still counts.
-__device__ __forceinline__ void CpAsyncMbarArrive(uint32_t bar) {
-  asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void CpAsyncWaitAll() {
-  asm volatile("cp.async.wait_all;\n" ::: "memory");
-}
 
 // ---- TMA -----------------------------------------------------------------------------------
 
