@@ -35,9 +35,9 @@ struct SparseSm90Config {
   // producer warpgroup (threads 128-255): warp 0 of it publishes each tile's meta and loads key
   // ranges by TMA, warp kWalkerWarp walks the work list for it; for vertical-slash heads,
   // kGatherWarps more warps gather the vertical columns' K and V rows with cp.async (32 rows
-  // each). One warp issuing a
-  // gathered tile's 2 x 1024 16-byte copies as well was the whole cost of a gathered tile (ncu:
-  // the consumer waited on the data while the producer warp never idled). setmaxnreg moves the
+  // each). One warp issuing a gathered tile's 2 x 1024 16-byte copies as well was the whole
+  // cost of a gathered tile (ncu: the consumer waited on the data while the producer warp never
+  // idled). setmaxnreg moves the
   // producers' registers to the consumer, which holds Q as wgmma A fragments (head_dim / 4
   // registers) besides S, O and P. Each CTA owns one query block of one head, whose work list
   // is its own: two consumer warpgroups in one CTA would need the same list. Two CTAs per SM

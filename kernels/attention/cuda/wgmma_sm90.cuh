@@ -185,7 +185,6 @@ __device__ __forceinline__ bool MbarTest(uint32_t bar, uint32_t parity) {
   return done != 0;
 }
 
-
 // ---- TMA -----------------------------------------------------------------------------------
 
 // Copies the box at coordinates (c0, c1, c2) (innermost first) of the tensor `map` describes
