@@ -72,8 +72,8 @@ __device__ inline SparseWorkTile GetSparseWorkTile(const AttentionParams& p, uin
 // a generic pointer); the barriers follow them (kv_ring_barriers.cuh).
 template <class Cfg>
 struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
-  static_assert(KvRingBarriers<Cfg::kStages>::kCount + Cfg::kStages + 2 * Cfg::kWalkAhead ==
-                    Cfg::kBarriers,
+  using Ring = KvRingBarriers<Cfg::kStages>;
+  static_assert(Ring::kCount + Cfg::kStages + 2 * Cfg::kWalkAhead == Cfg::kBarriers,
                 "the ring's barriers, then gather_ready per stage, then the walk ring's");
   uint32_t base;
   uint8_t* generic;  // the same window as a generic pointer (meta reads and writes)
@@ -100,17 +100,17 @@ struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
     return SparseSm90Smem{{base + Cfg::kSmemBarriers}, base, generic};
   }
   __device__ uint32_t gather_ready(int s) const {
-    return this->bar(KvRingBarriers<Cfg::kStages>::kCount + s);
+    return this->bar(Ring::kCount + s);
   }
   __device__ WalkedTile* walked(int q) const {
     return reinterpret_cast<WalkedTile*>(generic + Cfg::kSmemWalk + q * Cfg::kWalkedBytes);
   }
   // walk_full[q]: the walker wrote slot q; walk_empty[q]: the publisher read it (1 arrival each).
   __device__ uint32_t walk_full(int q) const {
-    return this->bar(KvRingBarriers<Cfg::kStages>::kCount + Cfg::kStages + q);
+    return this->bar(Ring::kCount + Cfg::kStages + q);
   }
   __device__ uint32_t walk_empty(int q) const {
-    return this->bar(KvRingBarriers<Cfg::kStages>::kCount + Cfg::kStages + Cfg::kWalkAhead + q);
+    return this->bar(Ring::kCount + Cfg::kStages + Cfg::kWalkAhead + q);
   }
   // Each consumer warp releases a K stage (it read the stage's meta), one thread a V stage.
   // With gather warps (`gathers`: a vertical-slash head), each of them also releases the K stage
@@ -118,7 +118,7 @@ struct SparseSm90Smem : KvRingBarriers<Cfg::kStages> {
   // warp's and theirs, V theirs (a TMA tile's loader arrives for all of them).
   __device__ void InitBarriers(bool gathers) const {
     const uint32_t g = gathers ? Cfg::kGatherWarps : 0;
-    KvRingBarriers<Cfg::kStages>::InitBarriers(Cfg::kConsumerWarps + g, 1, 1 + g, g > 0 ? g : 1);
+    Ring::InitBarriers(Cfg::kConsumerWarps + g, 1, 1 + g, g > 0 ? g : 1);
     for (int s = 0; s < Cfg::kStages; ++s) sm90::MbarInit(gather_ready(s), 1);
     for (int q = 0; q < Cfg::kWalkAhead; ++q) {
       sm90::MbarInit(walk_full(q), 1);
