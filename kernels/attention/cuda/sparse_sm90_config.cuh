@@ -37,9 +37,8 @@ struct SparseSm90Config {
   // kGatherWarps more warps gather the vertical columns' K and V rows with cp.async (32 rows
   // each). One warp issuing a gathered tile's 2 x 1024 16-byte copies as well was the whole
   // cost of a gathered tile (ncu: the consumer waited on the data while the producer warp never
-  // idled). setmaxnreg moves the
-  // producers' registers to the consumer, which holds Q as wgmma A fragments (head_dim / 4
-  // registers) besides S, O and P. Each CTA owns one query block of one head, whose work list
+  // idled). setmaxnreg moves the producers' registers to the consumer, which holds Q as wgmma A
+  // fragments (head_dim / 4 registers) besides S, O and P. Each CTA owns one query block of one head, whose work list
   // is its own: two consumer warpgroups in one CTA would need the same list. Two CTAs per SM
   // instead give the overlap FA3 gets from its two consumers (one CTA's softmax runs while the
   // other's MMAs do).

@@ -2,15 +2,15 @@
 // (dense_sm90_mainloop.cuh: producer, K/V rings, S_i overlapping O += P_{i-1} V_{i-1}) driven by
 // a query block's work list instead of a dense key range.
 //
-// The producer warp walks KeyTileCursor (key_tiles.cuh, the one place that knows what each
-// pattern computes) and, per tile, publishes a SparseTileMeta with the K tile. Key ranges load
-// with TMA from any start key (zero fill outside the prompt); the rows of a gathered tile
-// (vertical columns) are copied by the gather warps with cp.async into the same swizzled layout;
-// a gather warp fences its landed copies (generic -> async proxy) before it arrives on the same
-// mbarriers, a tile behind its copies, so wgmma may read them unfenced. The producer marks the
-// tiles every row of the block computes whole (SparseTileMeta::full); for the others the
-// consumer masks S with one 64-bit key mask per row (RowKeyMask; for a gathered tile the gather
-// warps build them, GatherColumnRows transposed).
+// The walking warp walks KeyTileCursor (key_tiles.cuh, the one place that knows what each
+// pattern computes) a few tiles ahead; the publishing warp, per tile, publishes a SparseTileMeta
+// with the K tile. Key ranges load with TMA from any start key (zero fill outside the prompt);
+// the rows of a gathered tile (vertical columns) are copied by the gather warps with cp.async
+// into the same swizzled layout; a gather warp fences its landed copies (generic -> async
+// proxy) before it arrives on the same mbarriers, a tile behind its copies, so wgmma may read
+// them unfenced. The publishing warp marks the tiles every row of the block computes whole
+// (SparseTileMeta::full); for the others the consumer masks S with one 64-bit key mask per row
+// (RowKeyMask; for a gathered tile the gather warps build them, GatherColumnRows transposed).
 //
 // Barriers (tile i uses stage i % kStages, phase (i / kStages) & 1); G = kGatherWarps for a
 // vertical-slash head, else 0:
@@ -160,7 +160,7 @@ __device__ __forceinline__ void GatherRows(uint32_t dst, const __nv_bfloat16* ba
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
     const int row = row0 + lane_row + kRowsPerCopy * e;
-    lane_dst[e] = dst + row * 128 + ((chunk ^ (row % 8)) << 4);
+    lane_dst[e] = dst + index::SwizzledOffset(row, chunk, 128);
   }
   const char* src[kPasses];
 #pragma unroll
